@@ -1,0 +1,48 @@
+"""The maestro-plan command line. Each command group lives in its own module with a
+`register(app)` function, listed in COMMAND_MODULES (add yours there)."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from maestro_plan import __version__
+
+app = typer.Typer(
+    name="maestro-plan",
+    help="Offline placement optimizer for fleets of LLMs serving multi-agent systems.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+COMMAND_MODULES = [
+    "maestro_plan.cli.inputs_cmds",  # validate, models, gpus, schema, import
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"maestro-plan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit"),
+) -> None:
+    """Plan multi-model LLM placement: load -> estimate -> solve -> plan -> emit."""
+
+
+for _mod in COMMAND_MODULES:
+    importlib.import_module(_mod).register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

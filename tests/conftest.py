@@ -1,0 +1,31 @@
+"""Shared test fixtures.
+
+Tests that read ../shared/data (real public traces and measurements) skip with a clear reason
+where it is absent (a user's clone); CI has it beside the checkout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"needs the shared data folder at {SHARED_DATA} (present in CI, not in a user's clone)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def bundled_paths() -> dict[str, Path]:
+    return {"inventory": REPO / "inventories", "models": REPO / "models", "workloads": REPO / "workloads"}
