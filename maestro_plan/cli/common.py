@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from maestro_plan.errors import InfeasibleError, InputError, MaestroError
 
@@ -35,13 +36,13 @@ def guarded(fn: F) -> F:
         except typer.Exit:
             raise
         except InputError as e:
-            err_console.print(f"[bold red]error:[/] {e.render()}", markup=True, highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(e.render())}", markup=True, highlight=False)
             raise typer.Exit(e.exit_code) from None
         except InfeasibleError as e:
-            err_console.print(f"[bold red]infeasible:[/] {e.render()}", markup=True, highlight=False)
+            err_console.print(f"[bold red]infeasible:[/] {escape(e.render())}", markup=True, highlight=False)
             raise typer.Exit(e.exit_code) from None
         except MaestroError as e:
-            err_console.print(f"[bold red]error:[/] {e}")
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}")
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; nothing was written.")
@@ -50,7 +51,7 @@ def guarded(fn: F) -> F:
             if os.environ.get("MAESTRO_PLAN_DEBUG"):
                 raise
             err_console.print(
-                f"[bold red]internal error:[/] {type(e).__name__}: {e}\n"
+                f"[bold red]internal error:[/] {type(e).__name__}: {escape(str(e))}\n"
                 "This is a bug in maestro-plan, not in your input. Set MAESTRO_PLAN_DEBUG=1 to see the traceback."
             )
             raise typer.Exit(1) from None

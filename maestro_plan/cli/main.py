@@ -19,7 +19,8 @@ app = typer.Typer(
 )
 
 COMMAND_MODULES = [
-    "maestro_plan.cli.inputs_cmds",  # validate, models, gpus, schema, import
+    "maestro_plan.cli.inputs_cmds",  # validate, models, gpus, schema
+    "maestro_plan.cli.import_cmds",  # import model | import inventory
 ]
 
 
