@@ -368,6 +368,11 @@ class Role(Strict):
     depends_on: list[Name] = Field(default_factory=list, description="Roles that must finish before this one starts")
     input_tokens: TokenDist
     output_tokens: TokenDist
+    reserve_output_tokens: PosFloat | None = Field(
+        None,
+        description="Output tokens per call to reserve KV for: the mean over calls of a role-aware predicted high "
+        "percentile (written by `maestro-plan fit`). Unset: use output_tokens at the planner's percentile.",
+    )
     shared_prefix: bool = Field(False, description="Calls share long prompt prefixes (enables prefix caching)")
     description: str = ""
 

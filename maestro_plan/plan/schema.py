@@ -68,6 +68,11 @@ class Replica(_M):
     gpu_type: str
     gpu_indices: list[int] = Field(min_length=1)
     tp: int = Field(ge=1)
+    worker_nodes: list[str] = Field(
+        default_factory=list,
+        description="Further nodes of a replica that spans several nodes (pipeline parallel, one stage of tp GPUs per node, "
+        "`node` first); emitted as a LeaderWorkerSet. Empty for a single-node replica.",
+    )
     memory_fraction: Frac = Field(description="--gpu-memory-utilization of this engine (fraction of each GPU's HBM)")
     compute_share: Frac = Field(1.0, description="Fraction of the GPUs' compute this engine may use (co-location)")
     weights_bytes_per_gpu: int = Field(ge=0)
@@ -84,6 +89,11 @@ class Replica(_M):
     roles: list[str] = Field(default_factory=list, description="workflow/role pairs served")
     prefix_caching: bool = False
     price_per_hour: float = Field(0.0, ge=0, description="USD per hour of this replica's GPU share")
+    swap_models: list[str] = Field(
+        default_factory=list,
+        description="Warm-standby swap slot: models whose sleeping engines (weights in host DRAM) take turns on these "
+        "GPUs; this replica is the slot's largest model. Empty for an ordinary replica.",
+    )
 
 
 class Standby(_M):
@@ -96,6 +106,9 @@ class Standby(_M):
     cold_start_ms: float = Field(ge=0, description="weight bytes / host-to-GPU bandwidth (+ engine start)")
     serves_rate_rps: float = Field(0.0, ge=0)
     reason: str = ""
+    slot_replica: str | None = Field(None, description="Id of the replica whose GPU slice is the swap slot it wakes up on")
+    gpu_indices: list[int] = Field(default_factory=list, description="GPUs of the swap slot on `node`")
+    capacity_rps: float = Field(0.0, ge=0, description="Requests/s the slot sustains for this model, every request charged a full swap")
 
 
 class Route(_M):

@@ -1,0 +1,479 @@
+"""Human reports of a plan: a rich terminal summary, DIR/report.md and DIR/report.html with plots.
+
+All three come from one data structure (`summary_data`, also the `--json` output), so they agree.
+Plots are PNGs written with matplotlib's Agg backend into DIR/plots/ and referenced by relative
+path (no network assets). Output is deterministic: no timestamps, PNG metadata without a Software
+tag, fixed figure sizes and DPI, sorted rows.
+
+Predicted end-to-end latency of a workflow (compared against its SLO) is computed here from the
+plan: per role, the route-weighted mean of (replica predicted per-call latency + 2 x one-way
+network latency) times calls per query; the workflow takes the longest path of its role DAG, and
+the worst source counts. It is a mean-based figure, shown beside a percentile SLO.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections import defaultdict
+from graphlib import TopologicalSorter
+from pathlib import Path
+from typing import Any
+
+from maestro_plan.emit.common import engine_defaults, node_index, rnd, standby_ref, write
+from maestro_plan.load.schema import Inputs
+from maestro_plan.plan.schema import Plan
+
+GIB = 2**30
+MAX_MEMORY_ROWS = 64
+"""GPUs drawn in the memory map (a fleet plan can use hundreds; the report says when it is cut)."""
+MAX_REPLICA_ROWS = 200
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+
+def _role_call_ms(plan: Plan, source: str, model: str) -> float | None:
+    reps = {r.id: r for r in plan.replicas}
+    num = den = 0.0
+    for rt in plan.routes:
+        if rt.source != source or rt.model != model or rt.replica not in reps:
+            continue
+        pred = reps[rt.replica].predicted_latency_ms
+        if pred is None or rt.fraction <= 0:
+            continue
+        num += rt.fraction * (pred + 2 * rt.network_latency_ms)
+        den += rt.fraction
+    return num / den if den > 0 else None
+
+
+def workflow_latency(plan: Plan, inputs: Inputs) -> list[dict[str, Any]]:
+    out = []
+    for w in sorted(inputs.workflows, key=lambda w: w.name):
+        worst: float | None = None
+        worst_src = None
+        unknown = False
+        for a in sorted(w.arrivals, key=lambda a: a.source):
+            dur: dict[str, float] = {}
+            for r in w.roles:
+                call = _role_call_ms(plan, a.source, r.model)
+                if call is None:
+                    unknown = True
+                    call = 0.0
+                dur[r.name] = call * r.calls_per_query
+            finish: dict[str, float] = {}
+            order = TopologicalSorter({r.name: set(r.depends_on) for r in w.roles}).static_order()
+            deps = {r.name: r.depends_on for r in w.roles}
+            for name in order:
+                finish[name] = dur[name] + max((finish[d] for d in deps[name]), default=0.0)
+            e2e = max(finish.values(), default=0.0)
+            if worst is None or e2e > worst:
+                worst, worst_src = e2e, a.source
+        pred = None if unknown else worst
+        out.append(
+            {
+                "workflow": w.name,
+                "priority": w.priority.value,
+                "slo_ms": rnd(w.slo.latency_ms, 3),
+                "slo_percentile": rnd(w.slo.percentile, 3),
+                "predicted_ms": None if pred is None else rnd(pred, 1),
+                "worst_source": worst_src,
+                "status": "unknown" if pred is None else ("meets" if pred <= w.slo.latency_ms else "misses"),
+            }
+        )
+    return out
+
+
+def kv_summary(plan: Plan) -> dict[str, Any]:
+    if plan.kv is not None:
+        return {"predicted_bytes": plan.kv.predicted_bytes, "naive_bytes": plan.kv.naive_bytes, "saved_fraction": rnd(plan.kv.saved_fraction, 4), "source": "plan"}
+    pred = naive = 0
+    for r in plan.replicas:
+        b = r.kv_cache_bytes_per_gpu * r.tp
+        pred += b
+        if r.kv_tokens > 0:
+            naive += int(b / r.kv_tokens * r.max_model_len * r.max_num_seqs)
+    saved = 1 - pred / naive if naive else 0.0
+    return {"predicted_bytes": pred, "naive_bytes": naive, "saved_fraction": rnd(saved, 4), "source": "replicas"}
+
+
+def summary_data(plan: Plan, inputs: Inputs) -> dict[str, Any]:
+    """Everything the reports show, as plain JSON-able data (sorted, rounded)."""
+    inventory: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for c in inputs.inventory.clusters:
+        for p in c.node_pools:
+            inventory[c.name][p.gpu_type] += p.node_count * p.gpus_per_node
+    gpus = []
+    for c in sorted(set(inventory) | set(plan.gpus_used)):
+        for g in sorted(set(inventory.get(c, {})) | set(plan.gpus_used.get(c, {}))):
+            used = plan.gpus_used.get(c, {}).get(g, 0)
+            avail = inventory.get(c, {}).get(g, 0)
+            gpus.append({"cluster": c, "gpu_type": g, "used": used, "available": avail, "utilization": rnd(used / avail, 4) if avail else 0.0})
+    cost: dict[tuple[str, str], float] = defaultdict(float)
+    for r in plan.replicas:
+        cost[(r.cluster, r.gpu_type)] += r.price_per_hour
+    models = []
+    demand: dict[str, float] = defaultdict(float)
+    served: dict[str, float] = defaultdict(float)
+    for d in plan.demand:
+        demand[d.model] += d.rate_rps
+        served[d.model] += d.served_rps
+    cap: dict[str, float] = defaultdict(float)
+    load: dict[str, float] = defaultdict(float)
+    nrep: dict[str, int] = defaultdict(int)
+    for r in plan.replicas:
+        cap[r.model] += r.capacity_rps
+        load[r.model] += r.load_rps
+        nrep[r.model] += 1
+    standby_models = defaultdict(int)
+    for s in plan.standby:
+        standby_models[s.model] += 1
+    for m in sorted(set(demand) | set(cap) | set(standby_models)):
+        models.append(
+            {
+                "model": m,
+                "replicas": nrep[m],
+                "standby": standby_models[m],
+                "demand_rps": rnd(demand[m], 4),
+                "served_rps": rnd(served[m], 4),
+                "capacity_rps": rnd(cap[m], 4),
+                "load_rps": rnd(load[m], 4),
+                "utilization": rnd(load[m] / cap[m], 4) if cap[m] > 0 else 0.0,
+            }
+        )
+    eng = engine_defaults()
+    return {
+        "plan_id": plan.plan_id,
+        "generator": plan.generator,
+        "inventory": plan.inputs.inventory_name,
+        "objective": plan.settings.objective,
+        "solve": {
+            "status": plan.solve.status,
+            "objective": plan.solve.objective,
+            "bound": plan.solve.bound,
+            "gap": plan.solve.gap,
+            "solver": plan.settings.solver,
+        },
+        "engine": f"{eng.name} {eng.version} ({eng.image})",
+        "cost_per_hour": rnd(plan.cost_per_hour, 2),
+        "cost_by_cluster": [
+            {"cluster": c, "gpu_type": g, "cost_per_hour": rnd(v, 2)} for (c, g), v in sorted(cost.items())
+        ],
+        "gpus": gpus,
+        "models": models,
+        "workflows": workflow_latency(plan, inputs),
+        "kv": kv_summary(plan),
+        "binding": [b.model_dump(mode="json") for b in sorted(plan.binding, key=lambda b: (b.constraint, b.subject))],
+        "replicas": len(plan.replicas),
+        "standby": len(plan.standby),
+        "notes": list(plan.notes),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Terminal
+# --------------------------------------------------------------------------------------------
+
+
+def _gib(b: float) -> str:
+    return f"{b / GIB:,.1f} GiB"
+
+
+def print_summary(plan: Plan, inputs: Inputs, console: Any = None) -> dict[str, Any]:
+    """Print the plan summary as rich tables; returns the data printed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    con = console or Console()
+    s = summary_data(plan, inputs)
+    gap = s["solve"]["gap"]
+    con.print(
+        f"[bold]plan {s['plan_id'][:16]}[/]  inventory {s['inventory']}  cost [bold]${s['cost_per_hour']:,.2f}/h[/]  "
+        f"{s['replicas']} replicas, {s['standby']} warm standby  solve {s['solve']['status']}"
+        + (f" (gap {gap:.2%})" if gap is not None else "")
+    )
+    t = Table(title="GPUs by cluster and type")
+    for col in ("cluster", "GPU type", "used", "available", "utilization"):
+        t.add_column(col, justify="right" if col in ("used", "available", "utilization") else "left")
+    for g in s["gpus"]:
+        t.add_row(g["cluster"], g["gpu_type"], str(g["used"]), str(g["available"]), f"{g['utilization']:.0%}")
+    con.print(t)
+    t = Table(title="Capacity vs demand per model (requests/s)")
+    for col in ("model", "replicas", "standby", "demand", "capacity", "load", "utilization"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for m in s["models"]:
+        t.add_row(m["model"], str(m["replicas"]), str(m["standby"]), f"{m['demand_rps']:.3g}", f"{m['capacity_rps']:.3g}", f"{m['load_rps']:.3g}", f"{m['utilization']:.0%}")
+    con.print(t)
+    t = Table(title="Predicted latency vs SLO per workflow")
+    for col in ("workflow", "priority", "SLO", "predicted", "worst source", "status"):
+        t.add_column(col)
+    for w in s["workflows"]:
+        style = {"meets": "green", "misses": "red"}.get(w["status"], "yellow")
+        t.add_row(
+            w["workflow"], w["priority"], f"p{w['slo_percentile']:g} {w['slo_ms']:g} ms",
+            "?" if w["predicted_ms"] is None else f"{w['predicted_ms']:g} ms", w["worst_source"] or "", f"[{style}]{w['status']}[/]",
+        )
+    con.print(t)
+    kv = s["kv"]
+    con.print(f"KV cache reserved {_gib(kv['predicted_bytes'])} vs naive {_gib(kv['naive_bytes'])} (max_model_len x max_num_seqs): {kv['saved_fraction']:.0%} saved")
+    if s["binding"]:
+        t = Table(title="Binding constraints")
+        for col in ("constraint", "subject", "slack"):
+            t.add_column(col)
+        for b in s["binding"]:
+            t.add_row(b["constraint"], b["subject"], f"{b['slack']:g} {b['unit']}".strip())
+        con.print(t)
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------
+
+
+def _figure(w: float, h: float) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    matplotlib.rcParams["svg.hashsalt"] = "maestro-plan"
+    fig = Figure(figsize=(w, h), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _colors(models: list[str]) -> dict[str, Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    return {m: cmap(i % 20) for i, m in enumerate(sorted(models))}
+
+
+def plot_memory_map(plan: Plan, inputs: Inputs) -> tuple[bytes, bool]:
+    """Horizontal stacked bars, one row per GPU of every node the plan uses: each replica's weights
+    (solid), KV reservation (hatched) and activation/non-torch overhead (grey), against the GPU's HBM."""
+    nodes = node_index(inputs)
+    used_nodes = sorted({(r.cluster, n) for r in plan.replicas for n in [r.node, *r.worker_nodes]})
+    rows: list[tuple[str, str, int]] = []
+    for c, n in used_nodes:
+        for g in range(nodes[n].pool.gpus_per_node):
+            rows.append((c, n, g))
+    cut = len(rows) > MAX_MEMORY_ROWS
+    rows = rows[:MAX_MEMORY_ROWS]
+    colors = _colors([r.model for r in plan.replicas])
+    fig = _figure(11, max(2.5, 0.32 * len(rows) + 1.4))
+    ax = fig.add_subplot(1, 1, 1)
+    labels = []
+    seen_models: set[str] = set()
+    for y, (c, n, g) in enumerate(rows):
+        labels.append(f"{c}/{n}/gpu{g}")
+        left = 0.0
+        for r in sorted(plan.replicas, key=lambda r: r.id):
+            if not ((r.node == n or n in r.worker_nodes) and g in r.gpu_indices):
+                continue
+            for kind, b in (("weights", r.weights_bytes_per_gpu), ("kv", r.kv_cache_bytes_per_gpu), ("overhead", r.overhead_bytes_per_gpu)):
+                v = b / GIB
+                if v <= 0:
+                    continue
+                color = "#bbbbbb" if kind == "overhead" else colors[r.model]
+                ax.barh(y, v, left=left, color=color, hatch="//" if kind == "kv" else None, edgecolor="white", linewidth=0.5,
+                        label=r.model if (kind == "weights" and r.model not in seen_models) else None)
+                if kind == "weights":
+                    seen_models.add(r.model)
+                left += v
+        hbm = inputs.gpu_types[nodes[n].pool.gpu_type].hbm_gib
+        ax.plot([hbm, hbm], [y - 0.45, y + 0.45], color="black", linewidth=1.2)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("GiB per GPU (solid: weights, hatched: KV reservation, grey: activation + non-torch; black tick: HBM)")
+    ax.set_title("GPU memory map" + (f" (first {MAX_MEMORY_ROWS} GPUs)" if cut else ""))
+    if seen_models:
+        ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return _png(fig), cut
+
+
+def plot_cost(summary: dict[str, Any]) -> bytes:
+    rows = summary["cost_by_cluster"]
+    clusters = sorted({r["cluster"] for r in rows})
+    types = sorted({r["gpu_type"] for r in rows})
+    colors = _colors(types)
+    fig = _figure(7, 4)
+    ax = fig.add_subplot(1, 1, 1)
+    bottom = [0.0] * len(clusters)
+    for t in types:
+        vals = [sum(r["cost_per_hour"] for r in rows if r["cluster"] == c and r["gpu_type"] == t) for c in clusters]
+        ax.bar(clusters, vals, bottom=bottom, label=t, color=colors[t])
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_ylabel("USD per hour")
+    ax.set_title(f"Cost by cluster (total ${summary['cost_per_hour']:,.2f}/h)")
+    if types:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_capacity(summary: dict[str, Any]) -> bytes:
+    ms = summary["models"]
+    names = [m["model"] for m in ms]
+    fig = _figure(max(6, 0.9 * len(names) + 2), 4.2)
+    ax = fig.add_subplot(1, 1, 1)
+    x = list(range(len(names)))
+    w = 0.27
+    ax.bar([i - w for i in x], [m["demand_rps"] for m in ms], w, label="demand", color="#d62728")
+    ax.bar(x, [m["load_rps"] for m in ms], w, label="routed load", color="#ff7f0e")
+    ax.bar([i + w for i in x], [m["capacity_rps"] for m in ms], w, label="planned capacity", color="#1f77b4")
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("requests/s")
+    ax.set_title("Capacity vs demand per model")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown / HTML
+# --------------------------------------------------------------------------------------------
+
+Block = tuple  # ("h1"|"h2"|"p"|"ul"|"table"|"img", ...)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "?"
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
+    return str(v)
+
+
+def report_blocks(plan: Plan, inputs: Inputs, s: dict[str, Any], memory_cut: bool) -> list[Block]:
+    kv = s["kv"]
+    gap = s["solve"]["gap"]
+    blocks: list[Block] = [
+        ("h1", f"Placement plan {s['plan_id'][:16]}"),
+        ("p", f"Inventory {s['inventory']}; objective {s['objective']}; solver {s['solve']['solver']}, status {s['solve']['status']}"
+              + (f", optimality gap {gap:.2%}" if gap is not None else "") + f". Engine: {s['engine']}. Generated by {s['generator']}."),
+        ("table", ["cost per hour", "replicas", "warm standby", "KV reserved", "KV naive", "KV saved"],
+         [[f"${s['cost_per_hour']:,.2f}", str(s["replicas"]), str(s["standby"]), _gib(kv["predicted_bytes"]), _gib(kv["naive_bytes"]), f"{kv['saved_fraction']:.0%}"]]),
+        ("h2", "GPUs by cluster and type"),
+        ("table", ["cluster", "GPU type", "used", "available", "utilization"],
+         [[g["cluster"], g["gpu_type"], str(g["used"]), str(g["available"]), f"{g['utilization']:.0%}"] for g in s["gpus"]]),
+        ("img", "plots/cost-by-cluster.png", "Cost by cluster"),
+        ("h2", "Predicted latency vs SLO per workflow"),
+        ("p", "Predicted: route-weighted mean per-call latency plus network round trip, times calls per query, along the longest path of the role graph; worst source shown."),
+        ("table", ["workflow", "priority", "SLO", "predicted", "worst source", "status"],
+         [[w["workflow"], w["priority"], f"p{w['slo_percentile']:g} {w['slo_ms']:g} ms", "?" if w["predicted_ms"] is None else f"{w['predicted_ms']:g} ms", w["worst_source"] or "", w["status"]] for w in s["workflows"]]),
+        ("h2", "Capacity vs demand per model"),
+        ("table", ["model", "replicas", "standby", "demand rps", "served rps", "capacity rps", "load rps", "utilization"],
+         [[m["model"], str(m["replicas"]), str(m["standby"]), _fmt(m["demand_rps"]), _fmt(m["served_rps"]), _fmt(m["capacity_rps"]), _fmt(m["load_rps"]), f"{m['utilization']:.0%}"] for m in s["models"]]),
+        ("img", "plots/capacity-vs-demand.png", "Capacity vs demand per model"),
+        ("h2", "GPU memory map"),
+        ("p", "Per GPU: each replica's weights, KV-cache reservation (--kv-cache-memory-bytes) and activation/non-torch overhead against the GPU's memory."
+              + (f" Only the first {MAX_MEMORY_ROWS} GPUs are drawn." if memory_cut else "")),
+        ("img", "plots/memory-map.png", "GPU memory map"),
+        ("h2", "KV cache reservation"),
+        ("p", f"Reserved from predicted request lengths: {_gib(kv['predicted_bytes'])}; the naive reservation (max_model_len x max_num_seqs per replica) would be {_gib(kv['naive_bytes'])}: {kv['saved_fraction']:.0%} less HBM for KV."),
+    ]
+    blocks.append(("h2", "Binding constraints"))
+    if s["binding"]:
+        blocks.append(("table", ["constraint", "subject", "slack"], [[b["constraint"], b["subject"], f"{b['slack']:g} {b['unit']}".strip()] for b in s["binding"]]))
+    else:
+        blocks.append(("p", "The plan records no binding constraints."))
+    reps = sorted(plan.replicas, key=lambda r: (r.cluster, r.node, r.id))
+    blocks.append(("h2", "Replicas"))
+    rows = [
+        [r.id, r.model, r.cluster, r.node, ",".join(map(str, r.gpu_indices)), str(r.tp), f"{r.memory_fraction:.3f}", _gib(r.kv_cache_bytes_per_gpu),
+         str(r.max_num_seqs), _fmt(rnd(r.capacity_rps, 4)), _fmt(rnd(r.load_rps, 4)), r.priority]
+        for r in reps[:MAX_REPLICA_ROWS]
+    ]
+    blocks.append(("table", ["replica", "model", "cluster", "node", "GPUs", "TP", "mem fraction", "KV/GPU", "max seqs", "capacity rps", "load rps", "priority"], rows))
+    if len(reps) > MAX_REPLICA_ROWS:
+        blocks.append(("p", f"{len(reps) - MAX_REPLICA_ROWS} more replicas are in plan.json."))
+    if plan.standby:
+        blocks.append(("h2", "Warm standby"))
+        blocks.append(("table", ["model", "cluster", "node", "host DRAM", "cold start", "reason"],
+                       [[x.model, x.cluster, x.node, _gib(x.host_dram_bytes), f"{x.cold_start_ms:,.0f} ms", x.reason] for x in sorted(plan.standby, key=standby_ref)]))
+    if s["notes"]:
+        blocks.append(("h2", "Notes"))
+        blocks.append(("ul", list(s["notes"])))
+    return blocks
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for b in blocks:
+        kind = b[0]
+        if kind == "h1":
+            out.append(f"# {b[1]}\n")
+        elif kind == "h2":
+            out.append(f"## {b[1]}\n")
+        elif kind == "p":
+            out.append(f"{b[1]}\n")
+        elif kind == "ul":
+            out.append("".join(f"- {x}\n" for x in b[1]))
+        elif kind == "img":
+            out.append(f"![{b[2]}]({b[1]})\n")
+        elif kind == "table":
+            head, rows = b[1], b[2]
+            lines = ["| " + " | ".join(_md_cell(h) for h in head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+            out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
+
+
+_CSS = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 8px;font-size:0.9em;text-align:left}"
+    "th{background:#f0f0f0}img{max-width:100%;border:1px solid #eee}h1{font-size:1.6em}h2{margin-top:1.6em}"
+)
+
+
+def render_html(blocks: list[Block], title: str) -> str:
+    e = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">', f"<title>{e(title)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>"]
+    for b in blocks:
+        kind = b[0]
+        if kind in ("h1", "h2"):
+            out.append(f"<{kind}>{e(b[1])}</{kind}>")
+        elif kind == "p":
+            out.append(f"<p>{e(b[1])}</p>")
+        elif kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in b[1]) + "</ul>")
+        elif kind == "img":
+            out.append(f'<p><img src="{e(b[1])}" alt="{e(b[2])}"></p>')
+        elif kind == "table":
+            rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>\n" for row in b[2])
+            out.append("<table>\n<tr>" + "".join(f"<th>{e(h)}</th>" for h in b[1]) + "</tr>\n" + rows + "</table>")
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+def emit_report(plan: Plan, inputs: Inputs, out_dir: Path) -> list[Path]:
+    """Write DIR/report.md, DIR/report.html and DIR/plots/*.png."""
+    s = summary_data(plan, inputs)
+    mem_png, cut = plot_memory_map(plan, inputs)
+    written = [
+        write(out_dir, "plots/memory-map.png", mem_png),
+        write(out_dir, "plots/cost-by-cluster.png", plot_cost(s)),
+        write(out_dir, "plots/capacity-vs-demand.png", plot_capacity(s)),
+    ]
+    blocks = report_blocks(plan, inputs, s, cut)
+    written.append(write(out_dir, "report.md", render_markdown(blocks)))
+    written.append(write(out_dir, "report.html", render_html(blocks, f"maestro-plan report {s['plan_id'][:16]}")))
+    return written
