@@ -21,6 +21,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "maestro_plan.cli.inputs_cmds",  # validate, models, gpus, schema
     "maestro_plan.cli.import_cmds",  # import model | import inventory
+    "maestro_plan.cli.fit_cmds",  # fit (workload profiles from call logs)
     "maestro_plan.cli.estimate_cmds",  # estimate, demand
     "maestro_plan.cli.emit_cmds",  # emit, summary
 ]
