@@ -21,9 +21,13 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "maestro_plan.cli.inputs_cmds",  # validate, models, gpus, schema
     "maestro_plan.cli.import_cmds",  # import model | import inventory
+    "maestro_plan.cli.solve_cmds",  # solve
+    "maestro_plan.cli.verify_cmds",  # verify, synth
     "maestro_plan.cli.fit_cmds",  # fit (workload profiles from call logs)
     "maestro_plan.cli.estimate_cmds",  # estimate, demand
     "maestro_plan.cli.emit_cmds",  # emit, summary
+    "maestro_plan.cli.simulate_cmds",  # simulate, compare
+    "maestro_plan.cli.whatif_cmds",  # whatif, sweep, diff, rollout
 ]
 
 

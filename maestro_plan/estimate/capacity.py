@@ -1,21 +1,46 @@
 """Capacity of one replica under a latency budget, and measured capacity tables that override it.
 
-Continuous batching model (vLLM V1 schedules prefills into the running batch). With B sequences
-decoding at context C = mean_input + mean_output / 2, step time s = decode_step(B, C); a prompt of
-I = mean_input tokens takes P = prefill(I). Requests arrive at rate lambda = B / x (Little's law,
-x = mean per-call latency). Prefills take the fraction lambda * P of GPU time, so a decode token
-waits s / (1 - lambda * P) on average:
+Continuous batching with chunked prefill, as vLLM V1 runs it. The V1 scheduler has no separate
+prefill and decode phases: "There's no "decoding phase" nor "prefill phase" in the scheduler. Each
+request just has the num_computed_tokens and num_tokens_with_spec" (vllm/v1/core/sched/scheduler.py,
+Scheduler.schedule), and "In vLLM V1, chunked prefill is always enabled by default ... the scheduling
+policy prioritizes decode requests. It batches all pending decode requests before scheduling any
+prefill operations. When there are available tokens in the max_num_batched_tokens budget, it
+schedules pending prefills" (docs/configuration/optimization.md, "Chunked Prefill",
+https://docs.vllm.ai/en/latest/configuration/optimization.html#chunked-prefill). So a prompt is
+computed inside decode steps that read the weights and pay the per-layer overhead anyway; what it
+adds to those steps is only its marginal work
 
-    TTFT = P + s                      (the prompt, plus finishing the step in flight)
-    TPOT = s / (1 - lambda * P)
+    M = prefill(I) - prefill(1)      (I = mean_input; the compute of the prompt beyond one token)
+
+which is also how maestro_plan.simulate prices a chunk (prefill(p + c) - prefill(p)).
+
+With B sequences decoding at context C = mean_input + mean_output / 2, step time s = decode_step(B, C),
+P = prefill(I), requests arriving at rate lambda = B / x (Little's law, x = mean per-call latency):
+prompts take the fraction lambda * M of GPU time, so a decode step lasts s / (1 - lambda * M) on
+average, and
+
+    TTFT = P + n s                    (the request's own whole prefill, plus the step in flight and
+                                       one more step per extra chunk: n = ceil(I / (N - B)), N =
+                                       --max-num-batched-tokens, B of which go to decoding sequences)
+    TPOT = s / (1 - lambda * M)
     x    = TTFT + O * TPOT            (O = mean_output)
 
-Substituting lambda = B / x gives x^2 - (B P + P + s + O s) x + B P (P + s) = 0, whose larger root
-is the latency at concurrency B. `replica_capacity` returns the largest B (bounded by the KV pool
-at `kv_tokens_per_request` per sequence, and by vLLM's max_num_seqs) whose latency meets the
-budget; rps = B / x. rps grows with B in this model (x grows less than linearly in B until the
-prefill share saturates), so the largest feasible B also gives the largest rate.
-`latency_at_load` solves the same fixed point for a given rate below capacity.
+Substituting lambda = B / x gives x^2 - (T + B M + O s) x + T B M = 0 (T = TTFT), whose larger root
+is the latency at concurrency B. The step's token budget must also carry the prompts: lambda * I
+prompt tokens per ms times TPOT ms per step must fit in the N - B tokens left by the decoding
+sequences, or prompts queue for the budget and the fixed point does not hold; such a B is infeasible.
+(An earlier version of this model charged every prompt a whole pass of its own, stall term
+lambda * P with the weight read and overheads included, as vLLM V0 without chunked prefill ran
+them: it under-predicted prompt-heavy mixes by 13-22 % against the simulator, e.g. 17.6 vs 20.0
+req/s for Llama-3.1-8B at 1000 in / 200 out on H100 at B = 64; now 19.96. For MoE models M also
+holds the extra experts a long prompt touches beyond those the decode step reads: conservative.)
+
+`replica_capacity` returns the largest B (bounded by the KV pool at `kv_tokens_per_request` per
+sequence, by vLLM's max_num_seqs and by the token budget) whose latency meets the budget; rps = B / x.
+rps grows with B in this model (x grows less than linearly in B until the prefill share saturates),
+so the largest feasible B also gives the largest rate. `latency_at_load` solves the same fixed point
+for a given rate below capacity.
 
 KV per sequence is reserved at `kv_tokens_per_request` rounded up to whole 16-token blocks; for
 sliding-window layers (Gemma-2) only the window is held, so long requests cost less than the
@@ -69,9 +94,10 @@ def _round_block(tokens: float, block: int) -> int:
     return int(math.ceil(max(tokens, 1.0) / block) * block)
 
 
-def _latency_at_batch(P: float, s: float, O: float, B: float) -> float:
-    b = B * P + P + s + O * s
-    disc = b * b - 4.0 * B * P * (P + s)
+def _latency_at_batch(T: float, M: float, s: float, O: float, B: float) -> float:
+    """Larger root of x^2 - (T + B M + O s) x + T B M = 0: x = T + O s / (1 - (B / x) M)."""
+    b = T + B * M + O * s
+    disc = b * b - 4.0 * T * B * M
     return (b + math.sqrt(max(disc, 0.0))) / 2.0
 
 
@@ -82,17 +108,54 @@ class _Point:
     ttft_ms: float
     tpot_ms: float
     rps: float
+    tokens_fit: bool = True  # the prompts fit the per-step token budget at this rate
 
 
-def _point(model: ModelSpec, gpu: GpuType, tp: int, mix: RequestMix, B: int, share: float) -> _Point:
-    ctx = mix.mean_input + mix.mean_output / 2.0
-    P = prefill_ms_f(model, gpu, tp, mix.mean_input, compute_share=share)
-    s = decode_step_ms_f(model, gpu, tp, float(B), ctx, compute_share=share)
-    O = max(mix.mean_output, 1.0)
-    x = _latency_at_batch(P, s, O, float(B))
+@dataclass(frozen=True)
+class _Mix:
+    """What does not depend on the concurrency: prompt times and the per-step token budget."""
+
+    P: float  # prefill(I): the request's own prompt, alone (in its TTFT)
+    M: float  # prefill(I) - prefill(1): what its chunks add to steps that run anyway
+    ctx: float
+    O: float
+    I: float
+    budget: int  # --max-num-batched-tokens (vLLM's default for this GPU)
+    block: int
+
+    @classmethod
+    def of(cls, model: ModelSpec, gpu: GpuType, tp: int, mix: RequestMix, share: float, engine: EngineDefaults) -> _Mix:
+        I = max(mix.mean_input, 1.0)
+        P = prefill_ms_f(model, gpu, tp, I, compute_share=share)
+        P1 = prefill_ms_f(model, gpu, tp, 1.0, compute_share=share)
+        return cls(
+            P=P,
+            M=max(P - P1, 0.0),
+            ctx=mix.mean_input + mix.mean_output / 2.0,
+            O=max(mix.mean_output, 1.0),
+            I=I,
+            budget=engine.max_num_batched_tokens_for(gpu.hbm_gib, gpu.name),
+            block=engine.block_size,
+        )
+
+    def room(self, B: float) -> float:
+        """Prompt tokens one step can take beside B decoding sequences (at least one block's worth,
+        as maestro_plan.simulate assumes, so a prompt always progresses)."""
+        return max(self.budget - B, float(self.block))
+
+    def ttft(self, s: float, B: float) -> float:
+        return self.P + math.ceil(self.I / self.room(B)) * s
+
+
+def _point(model: ModelSpec, gpu: GpuType, tp: int, mix: RequestMix, B: int, share: float, engine: EngineDefaults = VLLM, mx: _Mix | None = None) -> _Point:
+    mx = mx or _Mix.of(model, gpu, tp, mix, share, engine)
+    s = decode_step_ms_f(model, gpu, tp, float(B), mx.ctx, compute_share=share)
+    T = mx.ttft(s, B)
+    x = _latency_at_batch(T, mx.M, s, mx.O, float(B))
     lam = B / x  # per ms
-    util = min(lam * P, 0.999999)
-    return _Point(B, x, P + s, s / (1.0 - util), B / x * 1000.0)
+    util = min(lam * mx.M, 0.999999)
+    tpot = s / (1.0 - util)
+    return _Point(B, x, T, tpot, B / x * 1000.0, lam * mx.I * tpot <= mx.room(B))
 
 
 def kv_bytes_per_request(model: ModelSpec, tp: int, mix: RequestMix, engine: EngineDefaults = VLLM) -> float:
@@ -145,14 +208,19 @@ def replica_capacity(
     bmax = max_batch_by_memory(model, gpu, tp, mix, kv_pool_bytes_per_gpu, engine)
     est: CapacityResult | None = None
     if bmax >= 1:
-        first = _point(model, gpu, tp, mix, 1, compute_share)
-        if first.latency_ms <= latency_budget_ms:
+        mx = _Mix.of(model, gpu, tp, mix, compute_share, engine)
+
+        def ok(pt: _Point) -> bool:
+            return pt.latency_ms <= latency_budget_ms and pt.tokens_fit
+
+        first = _point(model, gpu, tp, mix, 1, compute_share, engine, mx)
+        if ok(first):
             lo, hi = 1, bmax
             best = first
-            while lo < hi:  # largest B with latency <= budget (latency grows with B)
+            while lo < hi:  # largest B that meets both (latency and token demand grow with B)
                 mid = (lo + hi + 1) // 2
-                pt = _point(model, gpu, tp, mix, mid, compute_share)
-                if pt.latency_ms <= latency_budget_ms:
+                pt = _point(model, gpu, tp, mix, mid, compute_share, engine, mx)
+                if ok(pt):
                     lo, best = mid, pt
                 else:
                     hi = mid - 1
@@ -171,23 +239,25 @@ def replica_capacity(
     return est
 
 
-def latency_at_load(model: ModelSpec, gpu: GpuType, tp: int, mix: RequestMix, rps: float, *, compute_share: float = 1.0) -> float:
-    """Mean per-call latency (ms) at `rps` requests/s; inf when the replica cannot sustain that rate."""
+def latency_at_load(
+    model: ModelSpec, gpu: GpuType, tp: int, mix: RequestMix, rps: float, *, compute_share: float = 1.0, engine: EngineDefaults = VLLM
+) -> float:
+    """Mean per-call latency (ms) at `rps` requests/s; inf when the replica cannot sustain that rate
+    (the prompts' marginal work fills the GPU, or their tokens overflow the per-step budget)."""
+    mx = _Mix.of(model, gpu, tp, mix, compute_share, engine)
     if rps <= 0:
-        return _point(model, gpu, tp, mix, 1, compute_share).latency_ms
+        return _point(model, gpu, tp, mix, 1, compute_share, engine, mx).latency_ms
     lam = rps / 1000.0  # per ms
-    ctx = mix.mean_input + mix.mean_output / 2.0
-    P = prefill_ms_f(model, gpu, tp, mix.mean_input, compute_share=compute_share)
-    if lam * P >= 1.0:
+    if lam * mx.M >= 1.0:
         return math.inf
-    O = max(mix.mean_output, 1.0)
+    stretch = 1.0 / (1.0 - lam * mx.M)
 
     def g(x: float) -> float:
         B = max(lam * x, 1.0)
-        s = decode_step_ms_f(model, gpu, tp, B, ctx, compute_share=compute_share)
-        return P + s + O * s / (1.0 - lam * P) - x
+        s = decode_step_ms_f(model, gpu, tp, B, mx.ctx, compute_share=compute_share)
+        return mx.ttft(s, B) + mx.O * s * stretch - x
 
-    lo = P
+    lo = mx.P
     if g(lo) <= 0:
         return lo
     hi = max(2.0 * lo, 1.0)
@@ -201,6 +271,10 @@ def latency_at_load(model: ModelSpec, gpu: GpuType, tp: int, mix: RequestMix, rp
             lo = mid
         else:
             hi = mid
+    B = max(lam * hi, 1.0)
+    s = decode_step_ms_f(model, gpu, tp, B, mx.ctx, compute_share=compute_share)
+    if lam * mx.I * s * stretch > mx.room(B):
+        return math.inf
     return hi
 
 

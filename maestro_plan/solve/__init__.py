@@ -1,0 +1,32 @@
+"""Solve stage: candidates, the integer program, solver backends, placement, the Plan.
+
+Public API:
+
+    solve(inputs, settings, *, current_plan=None, progress=None, stage=None) -> (Plan, stats)
+    SolveSettings                      the knobs (objective, solver, time_limit_s, seed, headroom, ...)
+    build_problem(inputs, settings)    the typed candidate table + LinearModel (formulate.py)
+    greedy(problem) / decompose(problem)   warm starts and bounds
+    solve_cpsat / solve_highs / solve_cbc  backends for any LinearModel
+
+Modules: model (solver-neutral LinearModel), problem (typed candidate table), formulate (inputs +
+estimator -> Problem), heuristic (first-fit decreasing), decompose (per-model Lagrangian bound and
+start), cpsat / milp (backends), place (nodes and GPU indices), explain (infeasibility),
+planner (orchestration and Plan), packing (GAP / vector bin packing on the same core).
+"""
+
+from maestro_plan.solve.problem import Problem, SolveSettings
+
+
+def solve(inputs, settings, **kw):  # noqa: ANN001, ANN003 - thin re-export, see planner.solve
+    from maestro_plan.solve.planner import solve as _solve
+
+    return _solve(inputs, settings, **kw)
+
+
+def build_problem(inputs, settings, **kw):  # noqa: ANN001, ANN003
+    from maestro_plan.solve.formulate import build_problem as _build
+
+    return _build(inputs, settings, **kw)
+
+
+__all__ = ["Problem", "SolveSettings", "build_problem", "solve"]

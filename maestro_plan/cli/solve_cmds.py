@@ -1,0 +1,245 @@
+"""Command: solve (inputs -> plan.json, its JSON Schema, solve statistics, and every emitted output).
+
+Everything is written into a staging folder and moved into --out only when the plan has been
+re-checked by the independent verifier and every emitter has succeeded (all or nothing).
+Exit codes: 0 written, 1 the verifier found violations (nothing written), 2 bad input,
+3 infeasible (the shortfalls are listed).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from maestro_plan.cli.common import InventoryOpt, JsonOpt, ModelsOpt, WorkloadsOpt, console, emit_json, err_console, guarded
+
+
+class Objective(str, Enum):
+    cost = "cost"
+    goodput = "goodput"
+
+
+class Solver(str, Enum):
+    cpsat = "cpsat"
+    highs = "highs"
+    cbc = "cbc"
+    greedy = "greedy"
+
+
+class KvMode(str, Enum):
+    predicted = "predicted"
+    naive = "naive"
+
+
+def _write_outputs(stage: Path, plan, inputs, stats: dict[str, Any], emit: bool, table_used: bool = False) -> tuple[list[str], list[str]]:
+    """plan.json, plan.schema.json, solve-stats.json; verifier; emitters. Returns (files, notes)."""
+    from maestro_plan.plan.io import dumps
+    from maestro_plan.plan.schema import plan_json_schema
+
+    notes: list[str] = []
+    (stage / "plan.json").write_text(dumps(plan), encoding="utf-8")
+    (stage / "plan.schema.json").write_text(json.dumps(plan_json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    try:
+        from maestro_plan.verify import verify_plan
+    except ImportError:  # pragma: no cover - the verifier ships with the package
+        verify_plan = None  # type: ignore[assignment]
+        notes.append("verifier not available: plan not re-checked")
+    if verify_plan is not None:
+        t = time.perf_counter()
+        report = verify_plan(plan, inputs)
+        stats.setdefault("timings", {})["verify_s"] = round(time.perf_counter() - t, 4)
+        violations = list(report.violations)
+        if table_used:
+            # the verifier recomputes capacity and latency with the estimator; a measured table
+            # (which the solver used) legitimately differs there, so those two families are
+            # reported but not fatal
+            skipped = [v for v in violations if v.constraint in ("capacity", "slo")]
+            violations = [v for v in violations if v.constraint not in ("capacity", "slo")]
+            if skipped:
+                notes.append(f"{len(skipped)} capacity/SLO re-check(s) differ from the estimate because --capacity-table overrides it")
+        stats["verify"] = {"ok": not violations, "violations": len(violations)}
+        if violations:
+            lines = [v.render() for v in violations[:40]]
+            more = len(violations) - len(lines)
+            raise _VerifyFailed(lines + ([f"... and {more} more"] if more > 0 else []))
+    if emit:
+        try:
+            from maestro_plan.emit import emit_all
+        except ImportError:  # pragma: no cover
+            emit_all = None  # type: ignore[assignment]
+            notes.append("emitters not available: only plan.json written")
+        if emit_all is not None:
+            t = time.perf_counter()
+            emit_all(plan, inputs, stage)
+            stats.setdefault("timings", {})["emit_s"] = round(time.perf_counter() - t, 4)
+    (stage / "solve-stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    files = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
+    return files, notes
+
+
+class _VerifyFailed(Exception):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _summary(plan, stats: dict[str, Any], out: Path, files: list[str]) -> None:
+    s = plan.solve
+    gap = f"{100 * s.gap:.2f}%" if s.gap is not None else "n/a"
+    bound = f"${s.bound:,.2f}/h" if (s.bound is not None and plan.settings.objective == "cost") else (f"{s.bound:.4g}" if s.bound is not None else "n/a")
+    head = f"[bold]{plan.settings.objective}[/] plan, solver {plan.settings.solver}: status [bold]{s.status}[/], ${plan.cost_per_hour:,.2f}/h"
+    console.print(head + f", gap {gap} (bound {bound})")
+    if s.lp_bound is not None or s.heuristic_objective is not None:
+        parts = []
+        if stats.get("heuristic_cost_per_hour") is not None:
+            parts.append(f"greedy ${stats['heuristic_cost_per_hour']:,.2f}/h")
+        if s.lp_bound is not None:
+            parts.append(f"LP bound {s.lp_bound:,.4g}")
+        console.print("  " + ", ".join(parts))
+    t = Table(title="GPUs used")
+    for col in ("cluster", "GPU type", "GPUs", "replicas", "$/h"):
+        t.add_column(col, justify="right" if col in ("GPUs", "replicas", "$/h") else "left")
+    reps: dict[tuple[str, str], int] = {}
+    cost: dict[tuple[str, str], float] = {}
+    for r in plan.replicas:
+        k = (r.cluster, r.gpu_type)
+        reps[k] = reps.get(k, 0) + 1
+        cost[k] = cost.get(k, 0.0) + r.price_per_hour
+    for cl, types in plan.gpus_used.items():
+        for g, n in types.items():
+            t.add_row(cl, g, str(n), str(reps.get((cl, g), 0)), f"{cost.get((cl, g), 0.0):,.2f}")
+    console.print(t)
+    shed = [d for d in plan.demand if d.shed_rps > 1e-9]
+    models = sorted({r.model for r in plan.replicas})
+    console.print(f"{len(plan.replicas)} replicas of {len(models)} models, {len(plan.standby)} warm standby, {len(plan.routes)} routes" + (f", {len(shed)} demand pair(s) partly shed" if shed else ""))
+    if plan.kv is not None and plan.kv.naive_bytes:
+        console.print(f"KV reserved {plan.kv.predicted_bytes / 2**30:,.1f} GiB vs naive {plan.kv.naive_bytes / 2**30:,.1f} GiB ({100 * plan.kv.saved_fraction:.0f}% saved)")
+    for n in plan.notes:
+        console.print(f"[yellow]note:[/] {escape(n)}")
+    tm = stats.get("timings", {})
+    console.print(f"wrote {len(files)} files to {escape(str(out))} (solve {tm.get('solve_s', 0):.1f} s, total {tm.get('total_s', 0):.1f} s)")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @guarded
+    def solve(
+        inventory: InventoryOpt = None,
+        models: ModelsOpt = None,
+        workloads: WorkloadsOpt = None,
+        out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (replaced file by file, all or nothing)")] = Path("out"),
+        objective: Annotated[Objective, typer.Option("--objective", help="cost: cheapest plan serving all demand; goodput: fixed fleet, serve the most (interactive first)")] = Objective.cost,
+        solver: Annotated[Solver, typer.Option("--solver", help="cpsat (default), highs, cbc, or greedy (the heuristic alone)")] = Solver.cpsat,
+        time_limit: Annotated[float, typer.Option("--time-limit", min=0.1, help="Solver work budget in seconds (CP-SAT deterministic time; wall-clock for HiGHS/CBC)")] = 30.0,
+        seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed of the solver")] = 0,
+        headroom: Annotated[float, typer.Option("--headroom", min=0.0, max=10.0, help="Spare capacity above demand (0.2 = provision 1.2x)")] = 0.2,
+        kv_reservation: Annotated[KvMode, typer.Option("--kv-reservation", help="KV per replica from predicted lengths, or naive max_model_len x max_num_seqs")] = KvMode.predicted,
+        percentile: Annotated[float, typer.Option("--percentile", min=1.0, max=100.0, help="Length percentile the KV reservation covers")] = 99.0,
+        min_zones: Annotated[int, typer.Option("--min-zones", min=0, max=16, help="Failure domains each interactive model is spread over")] = 2,
+        current: Annotated[Path | None, typer.Option("--current", help="The plan in force (plan.json): placement stays put where it can")] = None,
+        change_weight: Annotated[float, typer.Option("--change-weight", min=0.0, help="Penalty in $/h per replica added or removed against --current")] = 0.0,
+        capacity_table: Annotated[Path | None, typer.Option("--capacity-table", help="Measured capacities (CSV/YAML) that override the estimate")] = None,
+        standby: Annotated[bool, typer.Option("--standby/--no-standby", help="Allow warm standby of rarely used models in host DRAM")] = True,
+        colocation: Annotated[bool, typer.Option("--colocation/--no-colocation", help="Allow small models to share a GPU (1/2, 1/4, 1/8 slices)")] = True,
+        workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="CP-SAT workers (the search is deterministic for any count)")] = 2,
+        emit: Annotated[bool, typer.Option("--emit/--no-emit", help="Also write manifests, routing tables and reports")] = True,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Plan the fleet: replicas, GPUs, KV reservations, routing; write DIR/plan.json and outputs.
+
+        Exit codes: 0 written, 1 the verifier found violations (nothing written), 2 bad input,
+        3 infeasible (what falls short is listed).
+        """
+        from maestro_plan.atomic import staged_dir
+        from maestro_plan.estimate import load_capacity_table
+        from maestro_plan.load.loader import load_inputs
+        from maestro_plan.plan.io import read_plan
+        from maestro_plan.solve.planner import solve as run_solve
+        from maestro_plan.solve.problem import SolveSettings
+
+        inputs = load_inputs(inventory, models, workloads)
+        cur = read_plan(current) if current is not None else None
+        table = load_capacity_table(capacity_table) if capacity_table is not None else None
+        settings = SolveSettings(
+            objective=objective.value,
+            solver=solver.value,
+            time_limit_s=float(time_limit),
+            seed=int(seed),
+            headroom=float(headroom),
+            kv_reservation=kv_reservation.value,
+            length_percentile=float(percentile),
+            min_zones_interactive=int(min_zones),
+            change_weight=float(change_weight),
+            workers=int(workers),
+            standby=standby,
+            colocation=colocation,
+            capacity_table=table,
+            capacity_table_path=str(capacity_table) if capacity_table else "",
+        )
+        show = not json_out
+        t_start = time.perf_counter()
+        with err_console.status("solving", spinner="dots") if show else _Null() as status:
+
+            def stage(text: str) -> None:
+                if show:
+                    status.update(f"{text} ({time.perf_counter() - t_start:.0f} s)")
+
+            def progress(phase: str, value: float, wall: float) -> None:
+                if show:
+                    status.update(f"{phase}: best {value:,.4f} after {wall:.1f} s of search")
+
+            plan, stats = run_solve(inputs, settings, current_plan=cur, progress=progress, stage=stage)
+            stage("verifying and writing outputs")
+            try:
+                with staged_dir(out) as st:
+                    files, notes = _write_outputs(st, plan, inputs, stats, emit, table is not None)
+            except _VerifyFailed as e:
+                if json_out:
+                    emit_json({"ok": False, "verified": False, "violations": e.lines})
+                else:
+                    err_console.print("[bold red]error:[/] the verifier rejected the plan; nothing was written:")
+                    for line in e.lines:
+                        err_console.print(f"  - {escape(line)}")
+                raise typer.Exit(1) from None
+        if json_out:
+            emit_json(
+                {
+                    "ok": True,
+                    "out": str(out),
+                    "plan_id": plan.plan_id,
+                    "status": plan.solve.status,
+                    "objective": plan.solve.objective,
+                    "bound": plan.solve.bound,
+                    "gap": plan.solve.gap,
+                    "cost_per_hour": plan.cost_per_hour,
+                    "gpus_used": plan.gpus_used,
+                    "replicas": len(plan.replicas),
+                    "standby": len(plan.standby),
+                    "shed_rps": sum(d.shed_rps for d in plan.demand),
+                    "files": files,
+                    "notes": plan.notes + notes,
+                    "timings": stats.get("timings", {}),
+                }
+            )
+        else:
+            _summary(plan, stats, out, files)
+            for n in notes:
+                console.print(f"[yellow]note:[/] {escape(n)}")
+
+
+class _Null:
+    def __enter__(self) -> _Null:
+        return self
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+    def update(self, *a: object, **k: object) -> None:
+        return None

@@ -1,0 +1,405 @@
+"""Commands: whatif (scenarios against one base), sweep (grids, in parallel), diff, rollout.
+
+    maestro-plan whatif --scale 2 --remove-cluster us-west --add-gpus eu-west:l40s:64
+    maestro-plan whatif --scenario scenarios.yaml
+    maestro-plan sweep --demand 0.5:3:0.25 --out out/sweep [--executor ray]
+    maestro-plan sweep --fail cluster --out out/failures
+    maestro-plan diff OLD.json NEW.json [--json]
+    maestro-plan rollout OLD.json NEW.json --out rollout.json [--inventory ...]
+
+Bad scenario edits (unknown names, factors <= 0, contradictions) exit 2 before anything is solved.
+A scenario the fleet cannot serve is a row of the table (feasible: no, with the reason).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from maestro_plan.cli.common import InventoryOpt, JsonOpt, ModelsOpt, WorkloadsOpt, console, emit_json, err_console, guarded
+
+CLI_ORIGIN = "command line"
+
+SolverOpt = Annotated[str, typer.Option("--solver", help="cpsat | highs | cbc | greedy")]
+TimeLimitOpt = Annotated[float, typer.Option("--time-limit", help="Solver time limit per scenario, seconds")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Solver random seed")]
+ChangeWeightOpt = Annotated[
+    float, typer.Option("--change-weight", help="Penalty on change against the base plan (0: the base plan only warm-starts and pins placements)")
+]
+BaseOpt = Annotated[Path | None, typer.Option("--base", help="Base plan.json (default: solve the base inputs first)")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Scenarios solved at once (local processes or Ray tasks)")]
+
+
+def _settings(solver: str, time_limit: float, seed: int, change_weight: float, workers: int) -> Any:
+    from maestro_plan.errors import InputError
+    from maestro_plan.whatif.sweep import solve_settings
+
+    if solver not in ("cpsat", "highs", "cbc", "greedy"):
+        raise InputError(f"unknown solver '{solver}'.", field="--solver", hint="use cpsat, highs, cbc or greedy.")
+    if not time_limit > 0:
+        raise InputError(f"time limit {time_limit:g} must be > 0 seconds.", field="--time-limit")
+    if change_weight < 0:
+        raise InputError(f"change weight {change_weight:g} must be >= 0.", field="--change-weight")
+    return solve_settings(solver=solver, time_limit_s=time_limit, seed=seed, change_weight=change_weight, workers=workers)
+
+
+def _pair(text: str, flag: str, sep: str = "=") -> tuple[str, str]:
+    from maestro_plan.errors import InputError
+
+    if sep not in text:
+        raise InputError(f"cannot read '{text}'.", field=flag, hint=f"write NAME{sep}VALUE.")
+    a, b = text.split(sep, 1)
+    return a.strip(), b.strip()
+
+
+def _number(text: str, flag: str) -> float:
+    from maestro_plan.errors import InputError
+
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"'{text}' is not a number.", field=flag) from None
+
+
+def _factor_or_value(text: str, flag: str, value_key: str) -> dict[str, float]:
+    """'x0.7' -> {factor: 0.7}; '2.5' -> {value_key: 2.5}."""
+    t = text.strip()
+    if t[:1] in ("x", "*"):
+        return {"factor": _number(t[1:], flag)}
+    return {value_key: _number(t, flag)}
+
+
+def _gpus_arg(text: str, flag: str) -> dict[str, Any]:
+    from maestro_plan.errors import InputError
+
+    parts = text.split(":")
+    if len(parts) not in (3, 4):
+        raise InputError(f"cannot read '{text}'.", field=flag, hint="write CLUSTER:GPU_TYPE:COUNT[:GPUS_PER_NODE], e.g. eu-west:l40s:64.")
+    d: dict[str, Any] = {"cluster": parts[0], "gpu_type": parts[1], "count": parts[2]}
+    if len(parts) == 4:
+        d["gpus_per_node"] = parts[3]
+    return d
+
+
+def flags_scenario(
+    name: str,
+    scale: float | None,
+    scale_workflow: list[str],
+    scale_source: list[str],
+    remove_cluster: list[str],
+    remove_zone: list[str],
+    remove_pool: list[str],
+    remove_node: list[str],
+    add_gpus: list[str],
+    remove_gpus: list[str],
+    price: list[str],
+    slo: list[str],
+    add_model: list[Path],
+    add_workflow: list[Path],
+) -> Any | None:
+    """The scenario the edit flags describe (None when no edit flag is given)."""
+    from maestro_plan.whatif.scenario import resolve_files, scenario_from_dict
+
+    edits: list[dict[str, Any]] = []
+    if scale is not None:
+        edits.append({"scale_demand": {"factor": scale}})
+    for t in scale_workflow:
+        w, f = _pair(t, "--scale-workflow")
+        edits.append({"scale_demand": {"factor": _number(f, "--scale-workflow"), "workflow": w}})
+    for t in scale_source:
+        s, f = _pair(t, "--scale-source")
+        edits.append({"scale_demand": {"factor": _number(f, "--scale-source"), "source": s}})
+    edits += [{"remove": {"cluster": c}} for c in remove_cluster]
+    edits += [{"remove": {"zone": z}} for z in remove_zone]
+    edits += [{"remove": {"node_pool": p}} for p in remove_pool]
+    if remove_node:
+        edits.append({"remove": {"nodes": list(remove_node)}})
+    edits += [{"add_gpus": _gpus_arg(t, "--add-gpus")} for t in add_gpus]
+    edits += [{"remove_gpus": _gpus_arg(t, "--remove-gpus")} for t in remove_gpus]
+    for t in price:
+        k, v = _pair(t, "--price")
+        gpu, _, cluster = k.partition("@")
+        e: dict[str, Any] = {"gpu_type": gpu, **_factor_or_value(v, "--price", "price_per_gpu_hour")}
+        if cluster:
+            e["cluster"] = cluster
+        edits.append({"price": e})
+    for t in slo:
+        k, v = _pair(t, "--slo")
+        e = _factor_or_value(v, "--slo", "latency_ms")
+        if k not in ("all", "*"):
+            e["workflow"] = k
+        edits.append({"slo": e})
+    edits += [{"add_model": {"file": str(p)}} for p in add_model]
+    edits += [{"add_workflow": {"file": str(p)}} for p in add_workflow]
+    if not edits:
+        return None
+    sc = scenario_from_dict({"name": name, "description": "from command-line flags", "edits": edits}, CLI_ORIGIN)
+    return resolve_files(sc, Path.cwd(), CLI_ORIGIN)
+
+
+def _base_plan(base: Path | None, inputs: Any, settings: Any) -> Any:
+    from maestro_plan.errors import InfeasibleError
+    from maestro_plan.plan.io import read_plan
+    from maestro_plan.whatif.sweep import solve_inputs
+
+    if base is not None:
+        return read_plan(base)
+    with err_console.status("solving the base inputs"):
+        try:
+            return solve_inputs(inputs, settings)
+        except InfeasibleError as e:
+            e.summary = "the base inputs (no edits) have no feasible plan, so there is nothing to compare against: " + e.summary
+            raise
+
+
+def _money(x: float | None) -> str:
+    return "" if x is None else f"{x:,.2f}"
+
+
+def _result_table(rows: list[dict[str, Any]], title: str) -> Table:
+    t = Table(title=escape(title), show_lines=False)
+    for col, just in (("scenario", "left"), ("feasible", "left"), ("$/h", "right"), ("Δ $/h", "right"), ("GPUs", "right"),
+                      ("GPUs by type", "left"), ("SLO margin", "right"), ("changes vs base", "left"), ("edits / why not", "left")):
+        t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+    for r in rows:
+        ch = r.get("changes") or {}
+        changes = f"+{ch.get('added', 0)} -{ch.get('removed', 0)} ~{ch.get('moved', 0)} moved" if ch else ""
+        if ch.get("resized"):
+            changes += f", {ch['resized']} resized"
+        types = ", ".join(f"{k} {v}" for k, v in r.get("gpus_by_type", {}).items())
+        margin = "" if r.get("slo_margin") is None else f"{r['slo_margin'] * 100:.0f}%"
+        why = r["edits"] if r["feasible"] else f"[red]{escape(r['reason'][:300])}[/]"
+        feas = "yes" if r["feasible"] else f"[red]no[/] ({r['status']})"
+        delta = r.get("cost_delta_per_hour")
+        t.add_row(escape(r["scenario"]), feas, _money(r.get("cost_per_hour")), "" if delta is None else f"{delta:+,.2f}", str(r.get("gpus") or ""),
+                  escape(types), margin, changes, why if not r["feasible"] else escape(why))
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("whatif")
+    @guarded
+    def whatif_cmd(
+        inventory: InventoryOpt = None,
+        models: ModelsOpt = None,
+        workloads: WorkloadsOpt = None,
+        scenario: Annotated[list[Path] | None, typer.Option("--scenario", "-s", help="Scenario file (YAML/JSON; one scenario or 'scenarios:' list)")] = None,
+        name: Annotated[str, typer.Option("--name", help="Name of the scenario the edit flags describe")] = "whatif",
+        scale: Annotated[float | None, typer.Option("--scale", help="Scale every arrival rate by this factor")] = None,
+        scale_workflow: Annotated[list[str] | None, typer.Option("--scale-workflow", help="WORKFLOW=FACTOR (repeatable)")] = None,
+        scale_source: Annotated[list[str] | None, typer.Option("--scale-source", help="SOURCE=FACTOR (repeatable)")] = None,
+        remove_cluster: Annotated[list[str] | None, typer.Option("--remove-cluster", help="Cluster to take out (repeatable)")] = None,
+        remove_zone: Annotated[list[str] | None, typer.Option("--remove-zone", help="Zone to take out (repeatable)")] = None,
+        remove_pool: Annotated[list[str] | None, typer.Option("--remove-pool", help="Node pool to take out (repeatable)")] = None,
+        remove_node: Annotated[list[str] | None, typer.Option("--remove-node", help="Node to take out (repeatable)")] = None,
+        add_gpus: Annotated[list[str] | None, typer.Option("--add-gpus", help="CLUSTER:TYPE:COUNT[:GPUS_PER_NODE] (repeatable)")] = None,
+        remove_gpus: Annotated[list[str] | None, typer.Option("--remove-gpus", help="CLUSTER:TYPE:COUNT (repeatable)")] = None,
+        price: Annotated[list[str] | None, typer.Option("--price", help="TYPE[@CLUSTER]=USD or TYPE[@CLUSTER]=xFACTOR (repeatable)")] = None,
+        slo: Annotated[list[str] | None, typer.Option("--slo", help="WORKFLOW=MS or WORKFLOW=xFACTOR; 'all' for every workflow (repeatable)")] = None,
+        add_model: Annotated[list[Path] | None, typer.Option("--add-model", help="Model file to add to the catalogue (repeatable)")] = None,
+        add_workflow: Annotated[list[Path] | None, typer.Option("--add-workflow", help="Workflow file to add (repeatable)")] = None,
+        base: BaseOpt = None,
+        solver: SolverOpt = "cpsat",
+        time_limit: TimeLimitOpt = 20.0,
+        seed: SeedOpt = 0,
+        change_weight: ChangeWeightOpt = 0.0,
+        jobs: JobsOpt = 2,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for whatif.json and each scenario's plan")] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Solve scenarios (edits of the inputs) against the same base; print cost, GPUs, SLO margin, changes.
+
+        Exit codes: 0 done (infeasible scenarios are rows of the table), 2 bad input or bad edits
+        (nothing is solved), 3 the base inputs themselves are infeasible.
+        """
+        import json
+
+        from maestro_plan import atomic
+        from maestro_plan.errors import InputError
+        from maestro_plan.load.loader import load_inputs
+        from maestro_plan.whatif.scenario import load_scenarios
+        from maestro_plan.whatif.sweep import result_row, run_sweep, sweep_document, validate_all
+
+        inputs = load_inputs(inventory, models, workloads)
+        scenarios = []
+        for f in scenario or []:
+            scenarios += load_scenarios(f)
+        flag_sc = flags_scenario(name, scale, scale_workflow or [], scale_source or [], remove_cluster or [], remove_zone or [], remove_pool or [],
+                                 remove_node or [], add_gpus or [], remove_gpus or [], price or [], slo or [], add_model or [], add_workflow or [])
+        if flag_sc is not None:
+            scenarios.append(flag_sc)
+        if not scenarios:
+            raise InputError("no scenario given.", field="--scenario", hint="pass edit flags (e.g. --scale 2, --remove-cluster us-west) or --scenario FILE.")
+        validate_all(inputs, scenarios, origin=", ".join(map(str, scenario or [])) or CLI_ORIGIN)  # before any solve
+        settings = _settings(solver, time_limit, seed, change_weight, workers=1 if jobs > 1 else 2)
+        base_plan = _base_plan(base, inputs, settings)
+        with err_console.status(f"solving {len(scenarios)} scenario(s)"):
+            run = run_sweep(inputs, scenarios, base_plan, settings, jobs=jobs, validate=False)
+        from maestro_plan.whatif.scenario import BASE
+
+        rows = [result_row(-1, BASE, base_plan, base_plan) | {"index": "base"}] + run.rows
+        doc = sweep_document(run.rows, base=base_plan, parameter="scenario", inputs=inputs)
+        if out is not None:
+            atomic.write_text(out / "whatif.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        if json_out:
+            emit_json(doc)
+        else:
+            console.print(_result_table(rows, f"what-if against base ${base_plan.cost_per_hour:,.2f}/h"))
+
+    @app.command("sweep")
+    @guarded
+    def sweep_cmd(
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for sweep.csv, sweep.json, sweep.png")],
+        inventory: InventoryOpt = None,
+        models: ModelsOpt = None,
+        workloads: WorkloadsOpt = None,
+        demand: Annotated[str | None, typer.Option("--demand", help="Demand factors START:STOP:STEP or a list (0.5,1,2)")] = None,
+        workflow: Annotated[str | None, typer.Option("--workflow", help="With --demand: scale this workflow only")] = None,
+        source: Annotated[str | None, typer.Option("--source", help="With --demand: scale this source only")] = None,
+        fail: Annotated[str | None, typer.Option("--fail", help="Each single failure: cluster | zone | node-pool")] = None,
+        price: Annotated[str | None, typer.Option("--price", help="GPU price factors: TYPE=START:STOP:STEP")] = None,
+        scenarios_file: Annotated[Path | None, typer.Option("--scenarios", help="Run the scenarios of this file")] = None,
+        executor: Annotated[str, typer.Option("--executor", help="local (processes on this machine) | ray")] = "local",
+        ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster address (default: start a local Ray)")] = None,
+        jobs: JobsOpt = 2,
+        base: BaseOpt = None,
+        solver: SolverOpt = "cpsat",
+        time_limit: TimeLimitOpt = 5.0,
+        seed: SeedOpt = 0,
+        change_weight: ChangeWeightOpt = 0.0,
+        plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write sweep.png")] = True,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Run a grid of scenarios in parallel; write sweep.csv, sweep.json and a plot of cost and GPUs.
+
+        Exit codes: 0 done (infeasible scenarios are rows), 2 bad input (nothing solved), 3 the base
+        inputs are infeasible.
+        """
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from maestro_plan.errors import InputError
+        from maestro_plan.load.loader import load_inputs
+        from maestro_plan.whatif.scenario import load_scenarios
+        from maestro_plan.whatif.sweep import demand_grid, failure_grid, parse_range, price_grid, run_sweep, sweep_document, validate_all, write_outputs
+
+        given = [n for n, v in (("--demand", demand), ("--fail", fail), ("--price", price), ("--scenarios", scenarios_file)) if v is not None]
+        if len(given) != 1:
+            raise InputError(
+                "give exactly one grid: " + ("none given." if not given else f"{', '.join(given)} given together."),
+                field="--demand/--fail/--price/--scenarios", hint="e.g. --demand 0.5:3:0.25, or --fail cluster.",
+            )
+        if (workflow or source) and demand is None:
+            raise InputError("--workflow and --source go with --demand.", field="--workflow/--source")
+        if executor not in ("local", "ray"):
+            raise InputError(f"unknown executor '{executor}'.", field="--executor", hint="use local or ray.")
+        if jobs < 1:
+            raise InputError(f"--jobs {jobs} must be at least 1.", field="--jobs")
+        if out.exists() and not out.is_dir():
+            raise InputError("exists and is not a folder.", file=out, field="--out", hint="name a folder (it is created when missing).")
+        inputs = load_inputs(inventory, models, workloads)
+        origin = CLI_ORIGIN
+        if demand is not None:
+            parameter = f"demand factor ({'/'.join(x for x in (workflow, source) if x) or 'all'})"
+            scenarios = demand_grid(parse_range(demand, "--demand"), workflow, source)
+        elif fail is not None:
+            parameter = f"{fail} failure"
+            scenarios = failure_grid(inputs, fail)
+        elif price is not None:
+            gpu, rng = _pair(price, "--price")
+            parameter = f"{gpu} price factor"
+            scenarios = price_grid(gpu, parse_range(rng, "--price"))
+        else:
+            assert scenarios_file is not None
+            parameter = "scenario"
+            origin = str(scenarios_file)
+            scenarios = load_scenarios(scenarios_file)
+        validate_all(inputs, scenarios, origin=origin)  # every edit checked before any solve
+        settings = _settings(solver, time_limit, seed, change_weight, workers=1 if jobs > 1 else 2)
+        base_plan = _base_plan(base, inputs, settings)
+        with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
+                      console=err_console, transient=True) as bar:
+            task = bar.add_task("", total=len(scenarios))
+
+            def tick(i: int, row: dict[str, Any]) -> None:
+                bar.update(task, advance=1, description=escape(f"{row['scenario']}: {'ok' if row['feasible'] else 'infeasible'}"))
+
+            run = run_sweep(inputs, scenarios, base_plan, settings, executor=executor, jobs=jobs, ray_address=ray_address, progress=tick, validate=False)
+        written = write_outputs(out, run.rows, base=base_plan, parameter=parameter, inputs=inputs, plot=plot)
+        if json_out:
+            emit_json(sweep_document(run.rows, base=base_plan, parameter=parameter, inputs=inputs))
+            return
+        console.print(_result_table(run.rows, f"sweep over {parameter} (base ${base_plan.cost_per_hour:,.2f}/h)"))
+        bad = next((r for r in run.rows if not r["feasible"]), None)
+        if bad is not None:
+            console.print(f"the fleet runs out at {escape(str(bad['value']))} ({escape(bad['scenario'])})")
+        console.print(f"wrote {', '.join(str(p) for p in written)}")
+
+    @app.command("diff")
+    @guarded
+    def diff_cmd(
+        old: Annotated[Path, typer.Argument(help="The plan in force (plan.json or its folder)")],
+        new: Annotated[Path, typer.Argument(help="The new plan")],
+        json_out: JsonOpt = False,
+    ) -> None:
+        """What changes from OLD to NEW: + added, - removed, ~ moved or resized replicas, and the cost delta."""
+        from maestro_plan.plan.io import read_plan
+        from maestro_plan.whatif.diff import diff_plans
+
+        d = diff_plans(read_plan(old), read_plan(new))
+        if json_out:
+            emit_json(d.to_json())
+            return
+        for c in d.changes:
+            color = {"+": "green", "-": "red", "~": "yellow"}[c.op]
+            console.print(f"[{color}]{escape(c.text())}[/]")
+        if d.changes:
+            console.print("")
+        for cl, types in d.gpus_delta.items():
+            console.print(f"  GPUs {escape(cl)}: " + ", ".join(f"{escape(t)} {n:+d}" for t, n in types.items()))
+        console.print(escape(d.summary()))
+
+    @app.command("rollout")
+    @guarded
+    def rollout_cmd(
+        old: Annotated[Path, typer.Argument(help="The plan in force (plan.json or its folder)")],
+        new: Annotated[Path, typer.Argument(help="The plan to roll out")],
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the ordered steps to this JSON file (rollout.json)")] = None,
+        inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Inventory the plans were made from: its spare GPUs may stage replicas (default: only GPUs the plans use)")] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Ordered rollout from OLD to NEW that never drops capacity below demand.
+
+        Add before remove, drain before delete, cluster by cluster, with capacity at each step.
+        Exit codes: 0 a safe order exists, 1 blocked (the reason is printed and written), 2 bad input.
+        """
+        import json
+
+        from maestro_plan import atomic
+        from maestro_plan.load.loader import load_inventory
+        from maestro_plan.plan.io import read_plan
+        from maestro_plan.whatif.rollout import plan_rollout
+
+        from maestro_plan.errors import InputError
+
+        p_old, p_new = read_plan(old), read_plan(new)
+        inv = load_inventory(inventory)[0] if inventory is not None else None
+        if inv is not None and inv.name not in (p_old.inputs.inventory_name, p_new.inputs.inventory_name):
+            raise InputError(
+                f"inventory '{inv.name}' is not the one the plans were made from ('{p_old.inputs.inventory_name}').",
+                file=inventory, field="--inventory", hint="pass the inventory the plans were solved with, or leave --inventory out.",
+            )
+        r = plan_rollout(p_old, p_new, inv, old_name=str(old), new_name=str(new))
+        if out is not None:
+            atomic.write_text(out, json.dumps(r.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+        if json_out:
+            emit_json(r.model_dump(mode="json"))
+        else:
+            console.print(escape(r.render()))
+            if out is not None:
+                console.print(f"wrote {out}")
+        if r.status != "ok":
+            raise typer.Exit(1)

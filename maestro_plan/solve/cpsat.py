@@ -1,0 +1,279 @@
+"""OR-Tools CP-SAT backend for a `LinearModel` (the default solver).
+
+Integerisation (see model.py): a continuous variable with resolution r becomes an integer count of
+1/r steps; each row is scaled exactly when a power of ten times the lcm of its variables'
+resolutions makes it integral, otherwise it is tightened (coefficients rounded up on `<=` sides,
+right-hand sides down), so that every CP-SAT solution is feasible for the float model.
+
+Reproducibility (DESIGN.md 5b and the CP-SAT parameter comments in sat_parameters.proto, OR-Tools
+9.15): `interleave_search=True` is the only mode in which a multi-worker search is a function of
+its input ("The search is deterministic (independently of num_workers!)"); the work budget is
+`max_deterministic_time` (about one unit per second of the machine the coefficients were fitted
+on), with a wall-clock cap as a safety net that, if it fires, is reported (`hit_wall_clock`) because
+the result may then depend on the machine's load. Defaults: 2 workers, seed 0.
+
+Lexicographic objectives: each phase re-solves the same CP model with the previous objectives held
+at their (integer, exact) optimum or incumbent, hinted with the previous phase's solution.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+from ortools.sat.python import cp_model
+
+from maestro_plan.solve.model import INF, LinearModel, PhaseResult, SolveResult, phase_time_shares, run_phase
+
+INT_LIMIT = 2**62
+TARGET_COEF = 1e9  # largest coefficient after a non-exact scaling
+MIN_COEF_STEPS = 1e7  # smallest coefficient after a non-exact scaling: relative rounding <= 1e-7
+DOMAIN_CAP = 2**50
+
+
+class CpSatScalingError(ValueError):
+    """A row cannot be represented exactly or conservatively (a formulation bug)."""
+
+
+def _lcm(values: Sequence[int]) -> int:
+    out = 1
+    for v in values:
+        out = out * v // math.gcd(out, v)
+    return out
+
+
+def _is_int(x: float, tol: float = 1e-9) -> bool:
+    return abs(x - round(x)) <= tol * max(1.0, abs(x))
+
+
+def _exact_scale(coefs: Sequence[float], rhs: Sequence[float], base: int, max_abs_dom: float) -> int | None:
+    """Smallest base*10^k (k <= 6) making every coefficient and rhs integral, within overflow bounds."""
+    for k in range(7):
+        s = base * 10**k
+        if all(_is_int(c * s) for c in coefs) and all(_is_int(r * s) for r in rhs):
+            if max_abs_dom * s < INT_LIMIT:
+                return s
+            return None
+    return None
+
+
+class _Translator:
+    def __init__(self, model: LinearModel) -> None:
+        self.model = model
+        self.cp = cp_model.CpModel()
+        self.ivars: list[cp_model.IntVar] = []
+        self.res: list[int] = []
+        self.dom_hi: list[int] = []
+        for v in model.vars:
+            r = 1 if v.integer else max(1, int(v.resolution))
+            lo = -INF if v.lb == -INF else math.ceil(v.lb * r - 1e-9)
+            hi = INF if v.ub == INF else math.floor(v.ub * r + 1e-9)
+            if lo == -INF or hi == INF:
+                raise CpSatScalingError(f"variable {v.name} needs finite bounds for CP-SAT")
+            if hi > DOMAIN_CAP or lo < -DOMAIN_CAP:
+                raise CpSatScalingError(f"variable {v.name}: domain [{lo}, {hi}] too large for CP-SAT")
+            if lo > hi:
+                lo = hi = max(lo, hi) if v.integer else lo
+            self.ivars.append(self.cp.NewIntVar(int(lo), int(hi), v.name))
+            self.res.append(r)
+            self.dom_hi.append(max(abs(int(lo)), abs(int(hi))))
+        for row in model.rows:
+            self._add_row(row)
+
+    # a row: lo <= sum a_i x_i <= hi, x_i = y_i / r_i with y_i the CP integer
+    def _add_row(self, row) -> None:
+        if not row.idx:
+            if row.lo > 1e-9 or row.hi < -1e-9:
+                self.cp.AddBoolOr([])  # an empty row that cannot hold: infeasible
+            return
+        a = [c / self.res[i] for i, c in zip(row.idx, row.coef)]
+        finite_rhs = [b for b in (row.lo, row.hi) if b not in (-INF, INF)]
+        base = _lcm([self.res[i] for i in row.idx])
+        max_abs_dom = sum(abs(c) * self.dom_hi[i] for c, i in zip(a, row.idx)) + max((abs(b) for b in finite_rhs), default=0.0)
+        s = _exact_scale(a, finite_rhs, base, max_abs_dom)
+        ys = [self.ivars[i] for i in row.idx]
+        if s is not None:
+            coefs = [int(round(c * s)) for c in a]
+            expr = cp_model.LinearExpr.WeightedSum(ys, coefs)
+            lo = row.lo * s
+            hi = row.hi * s
+            if row.lo == row.hi:
+                self.cp.Add(expr == int(round(lo)))
+            else:
+                if row.lo != -INF:
+                    self.cp.Add(expr >= int(round(lo)))
+                if row.hi != INF:
+                    self.cp.Add(expr <= int(round(hi)))
+            return
+        if row.lo == row.hi:
+            raise CpSatScalingError(f"equality row {row.name} has coefficients CP-SAT cannot scale exactly")
+        for i in row.idx:
+            if self.model.vars[i].lb < 0:
+                raise CpSatScalingError(f"row {row.name}: conservative rounding needs non-negative variables ({self.model.vars[i].name})")
+        amax = max(abs(c) for c in a)
+        amin = min(abs(c) for c in a if c != 0)
+        # every coefficient keeps >= MIN_COEF_STEPS steps (relative rounding <= 1/MIN_COEF_STEPS),
+        # and the largest at least TARGET_COEF, within the overflow bound
+        s = max(TARGET_COEF / amax, MIN_COEF_STEPS / amin)
+        if max_abs_dom * s >= INT_LIMIT / 4:
+            s = (INT_LIMIT / 4) / max(max_abs_dom, 1.0)
+        for sign, b in ((1.0, row.hi), (-1.0, -row.lo if row.lo != -INF else INF)):
+            if b == INF:
+                continue
+            # sign * a . x <= b  ->  ceil(sign*a*s) . y <= floor(b*s): tighter for y >= 0
+            coefs = [math.ceil(sign * c * s - 1e-12 * abs(c * s)) for c in a]
+            rhs = math.floor(b * s + 1e-12 * abs(b * s))
+            self.cp.Add(cp_model.LinearExpr.WeightedSum(ys, coefs) <= rhs)
+
+    def objective_expr(self, terms: dict[int, float]) -> tuple[cp_model.LinearExpr, float, list[int], list[int]]:
+        """Integer objective expression and its scale: value_float ~= expr / scale."""
+        idx = sorted(terms)
+        a = [terms[i] / self.res[i] for i in idx]
+        if not idx:
+            return cp_model.LinearExpr.Sum([]), 1.0, [], []
+        base = _lcm([self.res[i] for i in idx])
+        max_abs_dom = sum(abs(c) * self.dom_hi[i] for c, i in zip(a, idx))
+        s = _exact_scale(a, [], base, max_abs_dom * 4)
+        if s is None:
+            amax = max(abs(c) for c in a)
+            s = TARGET_COEF / amax
+            if max_abs_dom * s >= INT_LIMIT / 8:
+                s = (INT_LIMIT / 8) / max(max_abs_dom, 1.0)
+        coefs = [int(round(c * s)) for c in a]
+        keep = [(i, c) for i, c in zip(idx, coefs) if c != 0]
+        ids = [i for i, _ in keep]
+        cs = [c for _, c in keep]
+        return cp_model.LinearExpr.WeightedSum([self.ivars[i] for i in ids], cs), float(s), ids, cs
+
+
+class _Progress(cp_model.CpSolverSolutionCallback):
+    def __init__(self, fn: Callable[[str, float, float], None], phase: str, scale: float, constant: float, sign: float) -> None:
+        super().__init__()
+        self.fn = fn
+        self.phase = phase
+        self.scale = scale
+        self.constant = constant
+        self.sign = sign
+
+    def on_solution_callback(self) -> None:
+        self.fn(self.phase, self.sign * self.ObjectiveValue() / self.scale + self.constant, self.WallTime())
+
+
+STATUS = {
+    cp_model.OPTIMAL: "optimal",
+    cp_model.FEASIBLE: "feasible",
+    cp_model.INFEASIBLE: "infeasible",
+    cp_model.MODEL_INVALID: "error",
+    cp_model.UNKNOWN: "unknown",
+}
+
+
+def solve_cpsat(
+    model: LinearModel,
+    *,
+    time_limit: float = 60.0,
+    seed: int = 0,
+    workers: int = 2,
+    hint: Sequence[float] | None = None,
+    wall_cap: float | None = None,
+    progress: Callable[[str, float, float], None] | None = None,
+    params: dict | None = None,
+) -> SolveResult:
+    """Solve lexicographically. `time_limit` is the deterministic work budget (CP-SAT units, ~seconds);
+    the wall-clock cap (a safety net; if it fires the result may depend on machine load, and
+    `hit_wall_clock` says so) defaults to 3 x time_limit + 10 s."""
+    t0 = time.perf_counter()
+    tr = _Translator(model)
+    cp = tr.cp
+    if wall_cap is None:
+        wall_cap = 3.0 * time_limit + 10.0
+    shares = phase_time_shares(model.objectives)
+    phases: list[PhaseResult] = []
+    values: list[float] | None = None
+    current_hint = list(hint) if hint is not None else None
+    total_det = 0.0
+    hit_wall = False
+    final_status = "unknown"
+    objectives = model.objectives or []
+    if not objectives:
+        objectives = []
+    n_phases = max(1, len(objectives))
+    for k in range(n_phases):
+        obj = objectives[k] if objectives else None
+        if obj is not None and not run_phase(objectives, k, [ph.status for ph in phases]):
+            continue
+        cp.ClearObjective()
+        scale = 1.0
+        ids: list[int] = []
+        cs: list[int] = []
+        if obj is not None:
+            expr, scale, ids, cs = tr.objective_expr(obj.terms)
+            if obj.sense == "min":
+                cp.Minimize(expr)
+            else:
+                cp.Maximize(expr)
+        cp.ClearHints()
+        if current_hint is not None:
+            for i, v in enumerate(current_hint):
+                y = int(round(v * tr.res[i]))
+                cp.AddHint(tr.ivars[i], y)
+        solver = cp_model.CpSolver()
+        p = solver.parameters
+        p.num_workers = max(1, int(workers))
+        p.interleave_search = p.num_workers > 1
+        p.random_seed = int(seed)
+        p.max_deterministic_time = max(0.05, time_limit * shares[k])
+        p.max_time_in_seconds = max(0.5, wall_cap * shares[k])
+        p.log_search_progress = False
+        for k_, v_ in (params or {}).items():
+            setattr(p, k_, v_)
+        ts = time.perf_counter()
+        if progress is not None and obj is not None:
+            cb = _Progress(progress, obj.name, scale, obj.constant, 1.0)
+            st = solver.Solve(cp, cb)
+        else:
+            st = solver.Solve(cp)
+        wall = time.perf_counter() - ts
+        det = solver.deterministic_time
+        total_det += det
+        status = STATUS.get(st, "unknown")
+        if wall >= 0.98 * p.max_time_in_seconds and det < 0.98 * p.max_deterministic_time and status in ("feasible", "unknown"):
+            hit_wall = True
+        if status in ("optimal", "feasible"):
+            y = [solver.Value(v) for v in tr.ivars]
+            values = [yi / r for yi, r in zip(y, tr.res)]
+            current_hint = values
+            objval = obj.value(values) if obj is not None else None
+            bound = None
+            if obj is not None:
+                b = solver.BestObjectiveBound()
+                bound = b / scale + obj.constant if math.isfinite(b) else None
+                if status == "optimal":
+                    bound = objval
+            phases.append(PhaseResult(obj.name if obj else "feasibility", status, objval, bound, wall, det))
+            if k == 0:
+                final_status = status
+            if obj is not None and k + 1 < n_phases:
+                # hold this objective at its integer incumbent (exact in CP-SAT space)
+                held = int(round(solver.ObjectiveValue()))
+                e = cp_model.LinearExpr.WeightedSum([tr.ivars[i] for i in ids], cs)
+                if obj.sense == "min":
+                    cp.Add(e <= held)
+                else:
+                    cp.Add(e >= held)
+        else:
+            phases.append(PhaseResult(obj.name if obj else "feasibility", status, None, None, wall, det))
+            if k == 0:
+                final_status = status
+            break
+    return SolveResult(
+        solver="cpsat",
+        status=final_status,  # type: ignore[arg-type]
+        values=values,
+        phases=phases,
+        wall_s=time.perf_counter() - t0,
+        deterministic_time=total_det,
+        hit_wall_clock=hit_wall,
+    )

@@ -1,0 +1,843 @@
+"""Inputs + estimator -> Problem: candidates, service classes, groups, arcs, and the linear model.
+
+Decisions (integer unless said otherwise):
+  n[g]      replicas of group g = (candidate, pool, service class)
+  G[p]      GPUs used in pool p (whole GPUs; slices of one GPU pack, so G = ceil(units / 8))
+  x[a]      continuous, fraction of demand d routed over arc a = (d, g)
+  y[m, z]   binary, interactive model m has a replica in failure domain z = (cluster, zone)
+  k[t]      binary, swap slot of type t exists (warm standby);  h[o] binary: model held in slot t
+  s[a']     continuous, fraction of demand d served by a standby option
+  d+/d-     replicas added / removed per (candidate, pool) against --current
+
+Constraints (family names are what explanations and `binding` report):
+  capacity   sum_a x_a rate_d pf_d (1 + headroom) <= cap_g n_g           for every group g
+  demand     sum x + sum s = 1 (cost) or <= 1 (goodput: the rest is shed)   for every demand
+  inventory  8 G_p >= sum units n (+ slots);  G_p <= GPUs of p;  and for every power of two t that
+             does not divide the node size: sum_{tp >= t} tp n <= nodes x floor(G/t) x t
+             (with these, first-fit decreasing places every counted replica on real nodes: place.py)
+  memory     by construction: a candidate exists only if weights + overhead + a KV pool holding one
+             max_model_len request fit f x gpu_memory_utilization x HBM (estimate.replica_memory)
+  compute    by construction: a slice of f has compute share f; slices on one GPU add to <= 1
+  slo        by construction: an arc exists only where the class's engine budget + 2 x one-way link
+             latency fits the demand's per-call budget, and capacity is taken at that budget
+  zones      sum_z y[m, z] >= min(min_zones, failure domains of the fleet), y[m,z] <= sum n in z
+  budget     sum_p price_p G_p <= budget_per_hour                          per capped cluster
+  standby    k slots per pool <= 1; h <= k; <= 4 models per slot; their weights <= half the node's
+             host DRAM; sum s rate pf (1+h) (1/cap + cold start) <= k      (time-shared swap slot)
+
+Capacity of a replica for a class comes from estimate.replica_capacity at the class's engine
+budget and mix: the envelope (largest mean input, mean output and KV unit) of the demands it may
+serve, so that whatever mixture the routing sends, the verifier's capacity (rate-weighted mean mix,
+tightest budget) is at least this one. Peaks: a demand is provisioned at max(rate x (1+headroom),
+peak rate), i.e. pf = max(1, peak / (rate (1 + headroom))).
+
+Warm standby (hierarchical weight caching, vLLM sleep mode level 1): a swap slot is a GPU slice
+where several models' engines sleep with their weights in the node's host DRAM; one is awake at a
+time. Waking copies the weights back: cold start = whole-model weight bytes / host-to-GPU bandwidth
++ WAKE_OVERHEAD_MS. The slot is sized for each model it holds with STANDBY_MAX_MODELS - 1 other
+sleeping engines' residual memory (non-torch + CUDA graphs) subtracted from the KV pool. Every
+request is charged a full swap (busy time = service time at capacity + cold start): sound however
+the requests interleave. Interactive demand may use a slot only if the per-call budget still holds
+after its own cold start plus the longest cold start of any model that may share the slot (one
+swap ahead of it); batch demand may wait. Standby is offered only to models whose provisioned demand
+is below one replica of their best configuration (the rarely used ones). Swap slots do not count
+towards the zone spread (a sleeping engine is not a serving replica).
+
+Objectives, solved lexicographically (model.py): cost: (1) $/h of GPUs used + change penalty
+(change_weight $/h per replica added or removed), (2) request-weighted network latency plus 1e-5
+per GPU (fewer hops, then fewer GPUs; never traded against dollars). goodput: (1) interactive
+req/s served, (2) batch req/s served, (3) cost, (4) network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, replace
+
+from maestro_plan.errors import InfeasibleError, Shortfall
+from maestro_plan.estimate import (
+    VLLM,
+    CapacityResult,
+    RequestMix,
+    compute_demand,
+    replica_capacity,
+    replica_memory,
+    weight_bytes_total,
+)
+from maestro_plan.load.loader import tp_allowed
+from maestro_plan.load.schema import Inputs
+from maestro_plan.solve.model import LinearModel
+from maestro_plan.solve.problem import (
+    ROUTE_RESOLUTION,
+    SLICE_UNITS,
+    UNITS_PER_GPU,
+    Arc,
+    Candidate,
+    DemandRow,
+    Group,
+    Pool,
+    Problem,
+    ServiceClass,
+    SlotType,
+    SolveSettings,
+    StandbyArc,
+    StandbyOption,
+    Vars,
+)
+
+GIB = 2**30
+
+WAKE_OVERHEAD_MS = 100.0
+"""Fixed part of waking a sleeping vLLM engine beyond copying its weights: the vLLM blog
+"Zero-Reload Model Switching with vLLM Sleep Mode" (2025-10-26, blog.vllm.ai/2025/10/26/sleep-mode.html)
+reports level-1 wake-ups from about 0.1 s (Qwen3-0.6B, whose 1.2 GB copy takes a few tens of ms) to
+6 s (235B); the smallest figure bounds the fixed part."""
+
+STANDBY_MAX_MODELS = 4
+"""Models time-sharing one swap slot (a planning limit, not a physical constant: each sleeping
+engine keeps its CUDA context and graphs on the GPU, which is subtracted from the slot)."""
+
+STANDBY_DRAM_FRACTION = 0.5
+"""Share of a node's host DRAM the planner lets standby weights take (a planning reserve: the rest
+is left to the OS, the serving engines' own host memory and page cache)."""
+
+MAX_CLASSES_PER_CLUSTER = 4
+CLASS_GAIN = 1.02  # a per-demand class is kept only where it buys >= 2% capacity over class `all`
+GPU_TIE_WEIGHT = 1e-5  # per GPU, in the network phase (average ms per request)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs -> rows
+# --------------------------------------------------------------------------------------------
+
+
+def pools_of(inputs: Inputs) -> list[Pool]:
+    out: list[Pool] = []
+    for c in sorted(inputs.inventory.clusters, key=lambda c: c.name):
+        for p in sorted(c.node_pools, key=lambda p: p.name):
+            gpu = inputs.gpu_types[p.gpu_type]
+            price = p.price_per_gpu_hour if p.price_per_gpu_hour is not None else gpu.price_per_gpu_hour
+            out.append(
+                Pool(
+                    index=len(out),
+                    key=f"{c.name}/{p.name}",
+                    cluster=c.name,
+                    name=p.name,
+                    zone=p.zone,
+                    region=c.region,
+                    gpu_type=p.gpu_type,
+                    gpus_per_node=p.gpus_per_node,
+                    node_count=p.node_count,
+                    node_names=tuple(p.node_names),
+                    price_per_gpu_hour=float(price),
+                    host_dram_bytes=int(p.host_dram_gib * GIB),
+                )
+            )
+    return out
+
+
+def network(inputs: Inputs) -> dict[tuple[str, str], float]:
+    """One-way latency from each source to each cluster it has a direct link to (the inventory's
+    links; the verifier reads the same links, so multi-hop paths are not used)."""
+    clusters = {c.name for c in inputs.inventory.clusters}
+    out: dict[tuple[str, str], float] = {}
+    for lk in inputs.inventory.links:
+        for s, c in ((lk.a, lk.b), (lk.b, lk.a)):
+            if c in clusters and s not in clusters:
+                out[(s, c)] = float(lk.latency_ms)
+    for s in inputs.inventory.sources:
+        if s.name in clusters:  # pragma: no cover - names are unique across the inventory
+            out[(s.name, s.name)] = 0.0
+    return out
+
+
+def demand_rows(dm, settings: SolveSettings) -> list[DemandRow]:
+    rows: list[DemandRow] = []
+    for d in sorted(dm.per_model, key=lambda d: (d.model, d.source)):
+        if d.rate_rps <= 0:
+            continue
+        peak = float(getattr(d, "peak_rate_rps", 0.0) or 0.0)
+        pf = max(1.0, peak / (d.rate_rps * (1.0 + settings.headroom))) if peak > 0 else 1.0
+        rows.append(
+            DemandRow(
+                index=len(rows),
+                key=f"{d.source}/{d.model}",
+                source=d.source,
+                model=d.model,
+                rate_rps=float(d.rate_rps),
+                priority=d.priority,
+                budget_ms=float(d.latency_budget_ms),
+                mix=d.mix,
+                roles=tuple(d.roles),
+                shared_prefix=bool(d.shared_prefix),
+                peak_rps=peak,
+                provision_factor=pf,
+            )
+        )
+    return rows
+
+
+def _is_pow2(n: int) -> bool:
+    return n >= 1 and (n & (n - 1)) == 0
+
+
+def _mix_le(a: RequestMix, b: RequestMix) -> bool:
+    eps = 1e-9
+    return a.mean_input <= b.mean_input * (1 + eps) and a.mean_output <= b.mean_output * (1 + eps) and a.kv_tokens_per_request <= b.kv_tokens_per_request * (1 + eps)
+
+
+def _envelope(mixes: list[RequestMix], max_model_len: int) -> RequestMix:
+    return RequestMix(
+        mean_input=max(m.mean_input for m in mixes),
+        mean_output=max(m.mean_output for m in mixes),
+        kv_tokens_per_request=max(m.kv_tokens_per_request for m in mixes),
+        max_model_len=max_model_len,
+    )
+
+
+def _class_mix(mix: RequestMix, settings: SolveSettings, max_model_len: int) -> RequestMix:
+    if settings.kv_reservation == "naive":
+        # naive reservation: every request reserves a full max_model_len of KV
+        return replace(mix, kv_tokens_per_request=float(max_model_len), max_model_len=max_model_len)
+    return replace(mix, max_model_len=max_model_len)
+
+
+# --------------------------------------------------------------------------------------------
+# Problem construction
+# --------------------------------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, inputs: Inputs, settings: SolveSettings, dm, current_plan) -> None:
+        self.inputs = inputs
+        self.s = settings
+        self.engine = VLLM
+        self.util = float(VLLM.gpu_memory_utilization)
+        self.dm = dm if dm is not None else compute_demand(inputs, percentile=settings.length_percentile)
+        self.current_plan = current_plan
+        self.notes: list[str] = []
+        self.reasons: list[str] = []
+        self.shortfalls: list[Shortfall] = []
+        self.cap_cache: dict[tuple, CapacityResult | None] = {}
+
+    # ---------------------------------------------------------------- candidates
+    def candidates(self, models: list[str], pools: list[Pool]) -> list[Candidate]:
+        per_node: dict[str, int] = defaultdict(int)
+        for p in pools:
+            per_node[p.gpu_type] = max(per_node[p.gpu_type], p.gpus_per_node)
+        out: list[Candidate] = []
+        for mid in models:
+            m = self.inputs.models[mid]
+            a = m.architecture
+            kvh = 1 if a.is_mla else a.kv_heads
+            skipped = sorted({t for t in m.tp_degrees if not _is_pow2(t)})
+            if skipped:
+                self.notes.append(f"{mid}: TP {skipped} skipped (placement packs power-of-two TP degrees exactly; others are not planned)")
+            for gid in sorted(per_node):
+                gpu = self.inputs.gpu_types[gid]
+                for tp in m.tp_degrees:
+                    if not _is_pow2(tp) or tp > per_node[gid] or not tp_allowed(a.num_attention_heads, kvh, tp):
+                        continue
+                    sizes = SLICE_UNITS if (tp == 1 and self.s.colocation) else (tp * UNITS_PER_GPU,)
+                    for units in sizes:
+                        f = units / (UNITS_PER_GPU * tp)
+                        frac = self.util * f
+                        mem = replica_memory(m, gpu, tp, gpu_memory_utilization=frac, max_model_len=m.context_len, engine=self.engine)
+                        if not mem.fits:
+                            break  # smaller slices fit even less
+                        overhead = int(mem.activation_bytes_per_gpu) + int(mem.non_torch_bytes_per_gpu) + int(getattr(mem, "cuda_graph_bytes_per_gpu", 0))
+                        out.append(
+                            Candidate(
+                                index=len(out),
+                                key=f"{mid}@{gid}/tp{tp}/u{units}",
+                                model=mid,
+                                gpu_type=gid,
+                                tp=tp,
+                                units=units,
+                                compute_share=f,
+                                memory_fraction=frac,
+                                weights_bytes_per_gpu=int(mem.weights_bytes_per_gpu),
+                                overhead_bytes_per_gpu=overhead,
+                                kv_pool_bytes_per_gpu=int(mem.kv_pool_bytes_per_gpu),
+                                kv_bytes_per_token_per_gpu=int(mem.kv_bytes_per_token_per_gpu),
+                                max_model_len=m.context_len,
+                            )
+                        )
+        return out
+
+    def capacity(self, cand: Candidate, mix: RequestMix, budget: float) -> CapacityResult | None:
+        key = (cand.model, cand.gpu_type, cand.tp, cand.units, cand.kv_pool_bytes_per_gpu, mix.mean_input, mix.mean_output, mix.kv_tokens_per_request, round(budget, 6))
+        if key not in self.cap_cache:
+            m = self.inputs.models[cand.model]
+            gpu = self.inputs.gpu_types[cand.gpu_type]
+            r = replica_capacity(
+                m,
+                gpu,
+                cand.tp,
+                mix,
+                latency_budget_ms=budget,
+                kv_pool_bytes_per_gpu=cand.kv_pool_bytes_per_gpu,
+                compute_share=cand.compute_share,
+                table=self.s.capacity_table,
+            )
+            self.cap_cache[key] = r if (r is not None and r.rps > 0) else None
+        return self.cap_cache[key]
+
+    # ---------------------------------------------------------------- service classes
+    def classes(self, demands: list[DemandRow], clusters: list[str], net) -> list[ServiceClass]:
+        out: list[ServiceClass] = []
+        by_model: dict[str, list[DemandRow]] = defaultdict(list)
+        for d in demands:
+            by_model[d.model].append(d)
+        for mid in sorted(by_model):
+            L = self.inputs.models[mid].context_len
+            for cl in clusters:
+                reach = []
+                for d in by_model[mid]:
+                    if (d.source, cl) not in net:
+                        continue
+                    e = d.budget_ms - 2.0 * net[(d.source, cl)]
+                    if e > 0:
+                        reach.append((d, e, _class_mix(d.mix, self.s, L)))
+                if not reach:
+                    continue
+                seen: set[tuple] = set()
+                env = _envelope([mx for _, _, mx in reach], L)
+                bmin = min(e for _, e, _ in reach)
+                specs = [(env, bmin, True)]
+                per_demand = sorted(reach, key=lambda t: (-t[0].rate_rps, t[0].key))[: MAX_CLASSES_PER_CLUSTER - 1] if self.s.service_classes else []
+                for d, e, mx in per_demand:
+                    specs.append((mx, e, False))
+                for mx, b, is_all in specs:
+                    sig = (mx.mean_input, mx.mean_output, mx.kv_tokens_per_request, round(b, 6))
+                    if sig in seen:
+                        continue
+                    seen.add(sig)
+                    served = tuple(sorted(d.index for d, e, dmx in reach if e >= b - 1e-9 and _mix_le(dmx, mx)))
+                    if not served:
+                        continue
+                    tag = "all" if is_all else f"b{b:.0f}"
+                    out.append(ServiceClass(len(out), f"{mid}@{cl}/{tag}/{len(out)}", mid, cl, mx, b, served, is_all))
+        return out
+
+
+def build_problem(inputs: Inputs, settings: SolveSettings, *, demand_model=None, current_plan=None) -> Problem:
+    """Build the candidate table and the linear model. Raises InfeasibleError when a model cannot be
+    placed at all (explain.precheck), before any solver runs."""
+    from maestro_plan.solve import explain
+
+    b = _Builder(inputs, settings, demand_model, current_plan)
+    pools = pools_of(inputs)
+    net = network(inputs)
+    demands = demand_rows(b.dm, settings)
+    clusters = sorted({p.cluster for p in pools})
+    models = sorted({d.model for d in demands})
+    all_cands = b.candidates(models, pools)
+    classes = b.classes(demands, clusters, net)
+    cls_by_model: dict[str, list[ServiceClass]] = defaultdict(list)
+    for c in classes:
+        cls_by_model[c.model].append(c)
+
+    # capacity of every candidate for every class of its model
+    caps: dict[tuple[int, int], CapacityResult] = {}
+    for cand in all_cands:
+        for sc in cls_by_model[cand.model]:
+            r = b.capacity(cand, sc.mix, sc.budget_ms)
+            if r is not None:
+                caps[(cand.index, sc.index)] = r
+
+    # current plan (for the change penalty): protect its configurations from pruning
+    protected: set[str] = set()
+    cur_raw: dict[tuple[str, str, str], int] = defaultdict(int)  # (cand key, cluster, pool) -> count
+    if current_plan is not None:
+        for r in current_plan.replicas:
+            units = int(round(r.compute_share * UNITS_PER_GPU * r.tp)) if r.tp == 1 else r.tp * UNITS_PER_GPU
+            key = f"{r.model}@{r.gpu_type}/tp{r.tp}/u{units}"
+            protected.add(key)
+            cur_raw[(key, r.cluster, r.node_pool)] += 1
+
+    # prune: no capacity anywhere, then dominated (k copies of a smaller one serve at least as much)
+    usable = [c for c in all_cands if any((c.index, sc.index) in caps for sc in cls_by_model[c.model])]
+    dominated: set[int] = set()
+    by_mg: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
+    for c in usable:
+        by_mg[(c.model, c.gpu_type)].append(c)
+    for (mid, _), cs in sorted(by_mg.items()):
+        scs = cls_by_model[mid]
+        for A in cs:
+            if A.key in protected:
+                continue
+            for B in cs:
+                if B.index == A.index or B.index in dominated or A.units % B.units:
+                    continue
+                k = A.units // B.units
+                ok = True
+                strict = False
+                for sc in scs:
+                    ca = caps.get((A.index, sc.index))
+                    cb = caps.get((B.index, sc.index))
+                    va = ca.rps if ca else 0.0
+                    vb = k * (cb.rps if cb else 0.0)
+                    if vb < va * (1 - 1e-12):
+                        ok = False
+                        break
+                    if vb > va * (1 + 1e-12):
+                        strict = True
+                if ok and (strict or k > 1 or B.key < A.key):
+                    dominated.add(A.index)
+                    break
+    kept = [c for c in usable if c.index not in dominated]
+    # re-index candidates
+    remap = {c.index: i for i, c in enumerate(kept)}
+    candidates = [replace(c, index=remap[c.index]) for c in kept]
+    caps = {(remap[ci], si): r for (ci, si), r in caps.items() if ci in remap}
+
+    # pre-solve explanations: models that cannot be placed at all
+    explain.precheck(inputs, settings, demands, all_cands, candidates, classes, caps, pools, net)
+
+    # groups and arcs
+    groups: list[Group] = []
+    arcs: list[Arc] = []
+    for cand in candidates:
+        for p in pools:
+            if p.gpu_type != cand.gpu_type or cand.tp > p.gpus_per_node:
+                continue
+            max_count = p.units // cand.units
+            if cand.tp > 1 and p.gpus_per_node % cand.tp:
+                max_count = min(max_count, p.node_count * (p.gpus_per_node // cand.tp))
+            if max_count <= 0:
+                continue
+            base = None
+            for sc in cls_by_model[cand.model]:
+                if sc.cluster == p.cluster and sc.is_all:
+                    base = caps.get((cand.index, sc.index))
+            for sc in cls_by_model[cand.model]:
+                if sc.cluster != p.cluster:
+                    continue
+                cap = caps.get((cand.index, sc.index))
+                if cap is None:
+                    continue
+                if not sc.is_all and base is not None and cap.rps <= CLASS_GAIN * base.rps:
+                    continue
+                g = Group(len(groups), f"{cand.key}@{p.key}/{sc.index}", cand.index, p.index, sc.index, cap, max_count)
+                groups.append(g)
+                for di in sc.demands:
+                    d = demands[di]
+                    arcs.append(Arc(len(arcs), di, g.index, net[(d.source, p.cluster)]))
+
+    # zones
+    all_domains = {p.failure_domain for p in pools}
+    zones_required: dict[str, int] = {}
+    for mid in models:
+        if any(d.model == mid and d.priority == "interactive" for d in demands):
+            zones_required[mid] = min(max(0, settings.min_zones_interactive), len(all_domains))
+
+    # standby
+    slot_types: list[SlotType] = []
+    options: list[StandbyOption] = []
+    sarcs: list[StandbyArc] = []
+    if settings.standby:
+        slot_types, options, sarcs = _standby(b, inputs, settings, pools, demands, all_cands, groups, candidates, net)
+
+    # current counts per (cand, pool)
+    current: dict[tuple[int, int], int] = {}
+    if current_plan is not None:
+        cand_by_key = {c.key: c.index for c in candidates}
+        pool_by_key = {(p.cluster, p.name): p.index for p in pools}
+        lost = 0
+        for (ck, cl, pn), cnt in sorted(cur_raw.items()):
+            if ck in cand_by_key and (cl, pn) in pool_by_key:
+                current[(cand_by_key[ck], pool_by_key[(cl, pn)])] = cnt
+            else:
+                lost += cnt
+        if lost:
+            b.notes.append(f"{lost} replica(s) of the current plan have no counterpart in these inputs (configuration no longer fits or pool gone); they are removed")
+
+    explain.precheck_routes(inputs, settings, demands, groups, arcs, sarcs, pools, candidates, zones_required)
+
+    prob = Problem(
+        settings=settings,
+        pools=pools,
+        demands=demands,
+        candidates=candidates,
+        classes=classes,
+        groups=groups,
+        arcs=arcs,
+        slot_types=slot_types,
+        standby_options=options,
+        standby_arcs=sarcs,
+        net=net,
+        zones_required=zones_required,
+        current=current,
+        notes=b.notes,
+        stats={
+            "candidates_enumerated": len(all_cands),
+            "candidates_without_capacity": len(all_cands) - len(usable),
+            "candidates_dominated": len(dominated),
+            "candidates": len(candidates),
+            "service_classes": len(classes),
+            "groups": len(groups),
+            "arcs": len(arcs),
+            "standby_slot_types": len(slot_types),
+            "standby_options": len(options),
+            "standby_arcs": len(sarcs),
+        },
+        demand_model=b.dm,
+        inputs=inputs,
+    )
+    for a in arcs:
+        prob.arcs_of_group.setdefault(a.group, []).append(a.index)
+        prob.arcs_of_demand.setdefault(a.demand, []).append(a.index)
+    for a in sarcs:
+        prob.sarcs_of_demand.setdefault(a.demand, []).append(a.index)
+    build_model(prob)
+    prob.stats.update(prob.lm.stats())
+    return prob
+
+
+def _standby(b: _Builder, inputs: Inputs, settings: SolveSettings, pools, demands, all_cands, groups, candidates, net):
+    """Swap-slot types, the models each may hold, and the standby routing arcs (see module doc)."""
+    best_cap: dict[str, float] = defaultdict(float)
+    for g in groups:
+        c = candidates[g.cand]
+        best_cap[c.model] = max(best_cap[c.model], g.capacity.rps)
+    need: dict[str, float] = defaultdict(float)
+    for d in demands:
+        need[d.model] += d.rate_rps * d.provision_factor * (1.0 + settings.headroom)
+    rare = sorted(m for m in need if best_cap.get(m, 0.0) > 0 and need[m] < best_cap[m])
+    if not rare:
+        return [], [], []
+    configs: dict[str, set[tuple[int, int]]] = defaultdict(set)
+    for c in all_cands:
+        if c.model in rare:
+            configs[c.gpu_type].add((c.tp, c.units))
+    slot_types: list[SlotType] = []
+    options: list[StandbyOption] = []
+    sarcs: list[StandbyArc] = []
+    engine = b.engine
+    wb_cache: dict[str, int] = {}
+    mem_cache: dict[tuple, object] = {}
+    for p in pools:
+        gpu = inputs.gpu_types[p.gpu_type]
+        for tp, units in sorted(configs.get(p.gpu_type, ()), key=lambda t: (t[1], t[0])):
+            if tp > p.gpus_per_node:
+                continue
+            f = units / (UNITS_PER_GPU * tp)
+            frac = b.util * f
+            residual = engine.non_torch_bytes(tp) + int(getattr(engine, "cuda_graph_bytes", 0))
+            held: list[StandbyOption] = []
+            for mid in rare:
+                m = inputs.models[mid]
+                if tp not in m.tp_degrees:
+                    continue
+                mk = (mid, gpu.id, tp, units)
+                if mk not in mem_cache:
+                    mem_cache[mk] = replica_memory(m, gpu, tp, gpu_memory_utilization=frac, max_model_len=m.context_len, engine=engine)
+                mem = mem_cache[mk]
+                pool_bytes = int(mem.kv_pool_bytes_per_gpu) - (STANDBY_MAX_MODELS - 1) * residual
+                if pool_bytes <= 0 or mem.kv_bytes_per_token_per_gpu <= 0:
+                    continue
+                tokens = pool_bytes // (mem.kv_bytes_per_token_per_gpu * engine.block_size) * engine.block_size
+                if tokens < m.context_len:
+                    continue
+                if mid not in wb_cache:
+                    wb_cache[mid] = int(weight_bytes_total(m))
+                wbytes = wb_cache[mid]
+                if wbytes > STANDBY_DRAM_FRACTION * p.host_dram_bytes:
+                    continue
+                cold = wbytes / (gpu.host_to_gpu_gbps * 1e9) * 1000.0 + WAKE_OVERHEAD_MS
+                overhead = int(mem.activation_bytes_per_gpu) + int(mem.non_torch_bytes_per_gpu) + int(getattr(mem, "cuda_graph_bytes_per_gpu", 0))
+                held.append(StandbyOption(0, "", 0, mid, wbytes, cold, int(mem.weights_bytes_per_gpu), overhead, pool_bytes, m.context_len))
+            if not held:
+                continue
+            st = SlotType(len(slot_types), f"slot@{p.key}/tp{tp}/u{units}", p.index, tp, units, frac, f)
+            max_cold = max(o.cold_start_ms for o in held)
+            new_opts = []
+            for o in held:
+                o = replace(o, index=len(options) + len(new_opts), key=f"{o.model}@{st.key}", slot=st.index)
+                m = inputs.models[o.model]
+                pseudo = Candidate(-1, "", o.model, p.gpu_type, tp, units, f, frac, o.weights_bytes_per_gpu, o.overhead_bytes_per_gpu, o.kv_pool_bytes_per_gpu, 0, o.max_model_len)
+                arcs_here = []
+                for d in demands:
+                    if d.model != o.model or (d.source, p.cluster) not in net:
+                        continue
+                    e = d.budget_ms - 2.0 * net[(d.source, p.cluster)]
+                    if d.priority == "interactive":
+                        e -= o.cold_start_ms + max_cold
+                    if e <= 0:
+                        continue
+                    cap = b.capacity(pseudo, _class_mix(d.mix, settings, m.context_len), e)
+                    if cap is None:
+                        continue
+                    busy = 1.0 / cap.rps + o.cold_start_ms / 1000.0
+                    arcs_here.append(StandbyArc(len(sarcs) + len(arcs_here), d.index, o.index, net[(d.source, p.cluster)], cap, busy))
+                if arcs_here:
+                    new_opts.append(o)
+                    sarcs.extend(arcs_here)
+            if new_opts:
+                # re-number options compactly (arcs were numbered with the tentative indices)
+                slot_types.append(st)
+                options.extend(new_opts)
+    # options were appended in order with tentative indices equal to their final positions only if
+    # every held option got arcs; re-map arcs to final positions
+    pos = {}
+    final_opts = []
+    for o in options:
+        pos[o.index] = len(final_opts)
+        final_opts.append(replace(o, index=len(final_opts)))
+    sarcs = [replace(a, option=pos[a.option]) for a in sarcs if a.option in pos]
+    sarcs = [replace(a, index=i) for i, a in enumerate(sarcs)]
+    return slot_types, final_opts, sarcs
+
+
+# --------------------------------------------------------------------------------------------
+# The linear model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Scope:
+    """Which part of the problem a linear model covers. The full model: everything. A per-model
+    block (decompose.py): one model's groups, arcs, zones and standby, against the inventory left
+    (`units_left`, `cut_left`, `budget_left`), paying price x GPU share per replica instead of whole
+    GPUs per pool (`fractional`), and a share of each swap slot's price (`slot_cost_share`)."""
+
+    models: frozenset[str] | None = None
+    units_left: dict[int, int] | None = None
+    cut_left: dict[tuple[int, int], int] | None = None
+    budget_left: dict[str, float] | None = None
+    fractional: bool = False
+    standby: bool = True
+    slot_cost_share: float = 1.0
+    tie_break: bool = True
+    # Lagrangian prices of dualised shared resources (fractional scopes only): $/h per GPU unit of
+    # a pool, per GPU of a node-shape cut (pool, t), per $ of a cluster's budget
+    unit_price: dict[int, float] | None = None
+    cut_price: dict[tuple[int, int], float] | None = None
+    budget_price: dict[str, float] | None = None
+
+
+def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel, Vars]:
+    """The linear model of `prob` (or of a scope of it; see Scope). The full model is also stored
+    on prob.lm / prob.v."""
+    full = scope is None
+    sc = scope or Scope()
+    s = prob.settings
+    lm = LinearModel()
+    v = Vars()
+    h = s.headroom
+    pools, cands = prob.pools, prob.candidates
+
+    def in_scope(model: str) -> bool:
+        return sc.models is None or model in sc.models
+
+    groups = [g for g in prob.groups if in_scope(cands[g.cand].model)]
+    demands = [d for d in prob.demands if in_scope(d.model)]
+    arcs = [a for a in prob.arcs if in_scope(prob.demands[a.demand].model)]
+    options = [o for o in prob.standby_options if in_scope(o.model)] if sc.standby else []
+    sarcs = [a for a in prob.standby_arcs if in_scope(prob.standby_options[a.option].model)] if sc.standby else []
+    slot_ids = sorted({o.slot for o in options})
+    slot_types = [prob.slot_types[t] for t in slot_ids]
+    for g in groups:
+        v.n[g.index] = lm.var(f"n[{g.key}]", 0, g.max_count, integer=True, family="replicas")
+    used_pools = sorted({g.pool for g in groups} | {t.pool for t in slot_types})
+    if not sc.fractional:
+        for pi in used_pools:
+            p = pools[pi]
+            v.gpus[pi] = lm.var(f"G[{p.key}]", 0, p.gpus, integer=True, family="gpus")
+    for a in arcs:
+        d = prob.demands[a.demand]
+        v.flow[a.index] = lm.var(f"x[{d.key}->{prob.groups[a.group].key}]", 0, 1, resolution=ROUTE_RESOLUTION, family="flow")
+    for t in slot_types:
+        v.slot[t.index] = lm.var(f"k[{t.key}]", 0, 1, integer=True, family="standby")
+    for o in options:
+        v.hold[o.index] = lm.var(f"h[{o.key}]", 0, 1, integer=True, family="standby")
+    for a in sarcs:
+        d = prob.demands[a.demand]
+        v.sflow[a.index] = lm.var(f"s[{d.key}->{prob.standby_options[a.option].key}]", 0, 1, resolution=ROUTE_RESOLUTION, family="flow")
+
+    # capacity per group
+    for g in groups:
+        terms = {v.n[g.index]: -g.capacity.rps}
+        for ai in prob.arcs_of_group.get(g.index, []):
+            d = prob.demands[prob.arcs[ai].demand]
+            terms[v.flow[ai]] = d.rate_rps * d.provision_factor * (1.0 + h)
+        lm.le(f"capacity[{g.key}]", "capacity", terms, 0.0)
+        # linking cut (fixed-charge flow strengthening): any traffic on a group needs a replica,
+        # x_a <= n_g (x_a <= 1); valid, and tight in the LP where a small demand uses a group
+        for ai in prob.arcs_of_group.get(g.index, []):
+            lm.le(f"link[{ai}]", "capacity", {v.flow[ai]: 1.0, v.n[g.index]: -1.0}, 0.0)
+
+    # demand coverage
+    for d in demands:
+        terms = {v.flow[ai]: 1.0 for ai in prob.arcs_of_demand.get(d.index, [])}
+        terms.update({v.sflow[ai]: 1.0 for ai in prob.sarcs_of_demand.get(d.index, []) if ai in v.sflow})
+        if s.objective == "goodput":
+            lm.le(f"demand[{d.key}]", "demand", terms, 1.0)
+        else:
+            lm.eq(f"demand[{d.key}]", "demand", terms, 1.0)
+
+    # inventory per pool: GPUs used, and node-size cuts
+    by_pool: dict[int, list[Group]] = defaultdict(list)
+    for g in groups:
+        by_pool[g.pool].append(g)
+    slots_by_pool: dict[int, list] = defaultdict(list)
+    for t in slot_types:
+        slots_by_pool[t.pool].append(t)
+    for pi in used_pools:
+        p = pools[pi]
+        if sc.fractional:
+            left = p.units if sc.units_left is None else sc.units_left.get(pi, p.units)
+            terms = {v.n[g.index]: float(cands[g.cand].units) for g in by_pool[pi]}
+            terms.update({v.slot[t.index]: float(t.units) for t in slots_by_pool[pi]})
+            lm.le(f"inventory[{p.key}]", "inventory", terms, float(left))
+        else:
+            terms = {v.gpus[pi]: float(UNITS_PER_GPU)}
+            for g in by_pool[pi]:
+                terms[v.n[g.index]] = -float(cands[g.cand].units)
+            for t in slots_by_pool[pi]:
+                terms[v.slot[t.index]] = -float(t.units)
+            lm.ge(f"inventory[{p.key}]", "inventory", terms, 0.0)
+        tmax = max([cands[g.cand].tp for g in by_pool[pi]] + [t.tp for t in slots_by_pool[pi]] + [1])
+        t = 2
+        while t <= min(tmax, p.gpus_per_node):
+            if p.gpus_per_node % t:
+                cut = {v.n[g.index]: float(cands[g.cand].tp) for g in by_pool[pi] if cands[g.cand].tp >= t}
+                cut.update({v.slot[st.index]: float(st.tp) for st in slots_by_pool[pi] if st.tp >= t})
+                cap = p.node_count * (p.gpus_per_node // t) * t
+                if sc.cut_left is not None:
+                    cap = sc.cut_left.get((pi, t), cap)
+                if cut:
+                    lm.le(f"inventory[{p.key}/tp>={t}]", "inventory", cut, float(cap))
+            t *= 2
+        if slots_by_pool[pi]:
+            lm.le(f"standby[{p.key}/slots]", "standby", {v.slot[st.index]: 1.0 for st in slots_by_pool[pi]}, 1.0)
+
+    # zones
+    dom_groups: dict[tuple[str, tuple[str, str]], list[int]] = defaultdict(list)
+    for g in groups:
+        m = cands[g.cand].model
+        if m in prob.zones_required:
+            dom_groups[(m, pools[g.pool].failure_domain)].append(g.index)
+    for m, need in sorted(prob.zones_required.items()):
+        if need <= 0 or not in_scope(m):
+            continue
+        ys = {}
+        for (mm, dom), gis in sorted(dom_groups.items()):
+            if mm != m:
+                continue
+            y = lm.var(f"y[{m}@{dom[0]}/{dom[1]}]", 0, 1, integer=True, family="zones")
+            v.zone[(m, dom)] = y
+            terms = {y: 1.0}
+            terms.update({v.n[gi]: -1.0 for gi in gis})
+            lm.le(f"zone[{m}@{dom[0]}/{dom[1]}]", "zones", terms, 0.0)
+            ys[y] = 1.0
+        lm.ge(f"zones[{m}]", "zones", ys, float(need))
+
+    # budget caps
+    for c in sorted(prob.inputs.inventory.clusters, key=lambda c: c.name):
+        if c.budget_per_hour is None:
+            continue
+        cap = c.budget_per_hour if sc.budget_left is None else sc.budget_left.get(c.name, c.budget_per_hour)
+        if sc.fractional:
+            terms = {v.n[g.index]: pools[g.pool].price_per_gpu_hour * cands[g.cand].units / UNITS_PER_GPU for g in groups if pools[g.pool].cluster == c.name}
+            terms.update({v.slot[t.index]: pools[t.pool].price_per_gpu_hour * t.units / UNITS_PER_GPU * sc.slot_cost_share for t in slot_types if pools[t.pool].cluster == c.name})
+        else:
+            terms = {v.gpus[pi]: pools[pi].price_per_gpu_hour for pi in used_pools if pools[pi].cluster == c.name}
+        if terms:
+            lm.le(f"budget[{c.name}]", "budget", terms, float(cap))
+
+    # standby
+    opts_by_slot: dict[int, list] = defaultdict(list)
+    for o in options:
+        opts_by_slot[o.slot].append(o)
+    sarcs_by_slot: dict[int, list] = defaultdict(list)
+    for a in sarcs:
+        o = prob.standby_options[a.option]
+        sarcs_by_slot[o.slot].append(a)
+        lm.le(f"standby[{a.index}/held]", "standby", {v.sflow[a.index]: 1.0, v.hold[o.index]: -1.0}, 0.0)
+    for t in slot_types:
+        opts = opts_by_slot[t.index]
+        for o in opts:
+            lm.le(f"standby[{o.key}/slot]", "standby", {v.hold[o.index]: 1.0, v.slot[t.index]: -1.0}, 0.0)
+        lm.le(f"standby[{t.key}/models]", "standby", {v.hold[o.index]: 1.0 for o in opts}, float(STANDBY_MAX_MODELS))
+        lm.le(f"standby[{t.key}/dram]", "memory", {v.hold[o.index]: float(o.weight_bytes) / GIB for o in opts}, STANDBY_DRAM_FRACTION * pools[t.pool].host_dram_bytes / GIB)
+        terms = {v.slot[t.index]: -1.0}
+        for a in sarcs_by_slot[t.index]:
+            d = prob.demands[a.demand]
+            terms[v.sflow[a.index]] = d.rate_rps * d.provision_factor * (1.0 + h) * a.busy_s_per_request
+        lm.le(f"capacity[{t.key}]", "capacity", terms, 0.0)
+
+    # change against the plan in force
+    change_terms: dict[int, float] = {}
+    if s.change_weight > 0 and prob.current:
+        by_cp: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for g in groups:
+            by_cp[(g.cand, g.pool)].append(g.index)
+        for key in sorted(set(by_cp) | set(prob.current)):
+            cur = prob.current.get(key, 0)
+            gis = by_cp.get(key, [])
+            if not gis:
+                continue  # removal is forced and constant
+            ub = max(pools[key[1]].units // cands[key[0]].units, 1)
+            dp = lm.var(f"d+[{cands[key[0]].key}@{pools[key[1]].key}]", 0, ub, integer=True, family="change")
+            dm = lm.var(f"d-[{cands[key[0]].key}@{pools[key[1]].key}]", 0, max(cur, 0), integer=True, family="change")
+            v.dplus[key] = dp
+            v.dminus[key] = dm
+            terms = {v.n[gi]: 1.0 for gi in gis}
+            terms[dp] = -1.0
+            terms[dm] = 1.0
+            lm.eq(f"change[{cands[key[0]].key}@{pools[key[1]].key}]", "change", terms, float(cur))
+            change_terms[dp] = s.change_weight
+            change_terms[dm] = s.change_weight
+
+    # objectives
+    if sc.fractional:
+        up, cp, bp = sc.unit_price or {}, sc.cut_price or {}, sc.budget_price or {}
+
+        def item_cost(pi: int, units: int, tp: int) -> float:
+            p = pools[pi]
+            c = p.price_per_gpu_hour * units / UNITS_PER_GPU * (1.0 + bp.get(p.cluster, 0.0)) + up.get(pi, 0.0) * units
+            t = 2
+            while t <= tp:
+                c += cp.get((pi, t), 0.0) * tp
+                t *= 2
+            return c
+
+        cost = {v.n[g.index]: item_cost(g.pool, cands[g.cand].units, cands[g.cand].tp) for g in groups}
+        cost.update({v.slot[t.index]: item_cost(t.pool, t.units, t.tp) * sc.slot_cost_share for t in slot_types})
+    else:
+        cost = {v.gpus[pi]: pools[pi].price_per_gpu_hour for pi in used_pools}
+    for k, c in change_terms.items():
+        cost[k] = cost.get(k, 0.0) + c
+    total_rate = math.fsum(d.rate_rps for d in prob.demands) or 1.0
+    netw: dict[int, float] = {}
+    for a in arcs:
+        if a.net_ms > 0:
+            netw[v.flow[a.index]] = prob.demands[a.demand].rate_rps * a.net_ms / total_rate
+    for a in sarcs:
+        if a.net_ms > 0:
+            netw[v.sflow[a.index]] = prob.demands[a.demand].rate_rps * a.net_ms / total_rate
+    for pi in v.gpus:
+        netw[v.gpus[pi]] = netw.get(v.gpus[pi], 0.0) + GPU_TIE_WEIGHT
+    if s.objective == "goodput":
+        for cls_name in ("interactive", "batch"):
+            terms: dict[int, float] = {}
+            for d in demands:
+                if d.priority != cls_name:
+                    continue
+                for ai in prob.arcs_of_demand.get(d.index, []):
+                    terms[v.flow[ai]] = d.rate_rps
+                for ai in prob.sarcs_of_demand.get(d.index, []):
+                    if ai in v.sflow:
+                        terms[v.sflow[ai]] = d.rate_rps
+            if terms:
+                lm.objective(f"{cls_name}_served", "max", terms, rel_tol=1e-10)
+    lm.objective("cost", "min", cost, rel_tol=1e-9)
+    if sc.tie_break:
+        lm.objective("network", "min", netw, rel_tol=1e-7, tie_break=True)
+    if full:
+        prob.lm = lm
+        prob.v = v
+    return lm, v

@@ -1,0 +1,260 @@
+"""Greedy first-fit-decreasing placement: the warm start for the exact backends and the baseline
+the benchmarks compare against (`--solver greedy`).
+
+1. Demands most constrained first (fewest node pools that can serve them), then by provisioned
+   load (rate x peak factor x (1 + headroom)), largest first (the "decreasing"); under goodput,
+   interactive demand before batch.
+2. Each demand first fills spare capacity of replica groups already opened that it may use
+   (nearest cluster first), then opens replicas one at a time, each time the option with the lowest
+   price per useful req/s: price x GPUs / min(capacity, what is still unserved) - so a small
+   remainder goes to a small GPU slice. An option is open only if its pool still has the GPUs, the
+   node-shape cuts hold and the cluster's budget cap is not exceeded.
+3. Interactive models that end up in fewer failure domains than required get their cheapest
+   replica in each missing domain.
+Under --objective goodput, demand that finds no capacity is shed instead of failing.
+
+Returns replica counts per group; `complete` turns counts into a full assignment of the linear
+model (GPUs, zones, change variables fixed; flows from the LP of `polish`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from maestro_plan.solve.model import LinearModel, SolveResult, Var
+from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
+
+
+class _State:
+    def __init__(self, prob: Problem) -> None:
+        self.prob = prob
+        self.units = defaultdict(int)  # pool -> units used
+        self.cut = defaultdict(int)  # (pool, t) -> GPUs used by items with tp >= t
+        self.spend = defaultdict(float)  # cluster -> $/h
+        self.n = defaultdict(int)  # group -> count
+        self.budget = {c.name: c.budget_per_hour for c in prob.inputs.inventory.clusters}
+
+    def gpus(self, pi: int, units: int) -> int:
+        return math.ceil(units / UNITS_PER_GPU)
+
+    def can_add(self, gi: int) -> bool:
+        prob = self.prob
+        g = prob.groups[gi]
+        c = prob.candidates[g.cand]
+        p = prob.pools[g.pool]
+        if self.n[gi] >= g.max_count:
+            return False
+        if self.units[g.pool] + c.units > p.units:
+            return False
+        t = 2
+        while t <= c.tp:
+            if p.gpus_per_node % t and self.cut[(g.pool, t)] + c.tp > p.node_count * (p.gpus_per_node // t) * t:
+                return False
+            t *= 2
+        cap = self.budget.get(p.cluster)
+        if cap is not None:
+            extra = (self.gpus(g.pool, self.units[g.pool] + c.units) - self.gpus(g.pool, self.units[g.pool])) * p.price_per_gpu_hour
+            if self.spend[p.cluster] + extra > cap + 1e-9:
+                return False
+        return True
+
+    def add(self, gi: int) -> None:
+        prob = self.prob
+        g = prob.groups[gi]
+        c = prob.candidates[g.cand]
+        p = prob.pools[g.pool]
+        before = self.gpus(g.pool, self.units[g.pool])
+        self.units[g.pool] += c.units
+        self.spend[p.cluster] += (self.gpus(g.pool, self.units[g.pool]) - before) * p.price_per_gpu_hour
+        t = 2
+        while t <= c.tp:
+            self.cut[(g.pool, t)] += c.tp
+            t *= 2
+        self.n[gi] += 1
+
+
+def greedy(prob: Problem) -> dict[int, int] | None:
+    st = _State(prob)
+    h = prob.settings.headroom
+    goodput = prob.settings.objective == "goodput"
+    # start from the plan in force (stability), where it still fits
+    if prob.current:
+        by_cp: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for g in prob.groups:
+            by_cp[(g.cand, g.pool)].append(g.index)
+        for key, cnt in sorted(prob.current.items()):
+            gis = by_cp.get(key)
+            if not gis:
+                continue
+            gi = max(gis, key=lambda i: (prob.classes[prob.groups[i].cls].is_all, -i))
+            for _ in range(cnt):
+                if st.can_add(gi):
+                    st.add(gi)
+    def load(d) -> float:
+        return d.rate_rps * d.provision_factor * (1.0 + h)
+
+    spare = defaultdict(float)  # group -> provisioned req/s still free
+    for gi, cnt in st.n.items():
+        spare[gi] = cnt * prob.groups[gi].capacity.rps
+
+
+    # most constrained first (fewest pools that can serve it), then largest: a demand that only
+    # a few pools can take must not find them filled by demands that had other options
+    npools = {d.index: len({prob.groups[prob.arcs[ai].group].pool for ai in prob.arcs_of_demand.get(d.index, [])}) for d in prob.demands}
+    if goodput:
+        order = sorted(prob.demands, key=lambda d: (d.priority != "interactive", npools[d.index], -load(d), d.key))
+    else:
+        order = sorted(prob.demands, key=lambda d: (npools[d.index], -load(d), d.key))
+    covered: dict[str, set] = defaultdict(set)
+    for gi, cnt in st.n.items():
+        if cnt > 0:
+            covered[prob.candidates[prob.groups[gi].cand].model].add(prob.pools[prob.groups[gi].pool].failure_domain)
+    # minimal deployments first: every interactive model gets a replica in each required failure
+    # domain before any demand is served (most constrained models first), so that no model finds
+    # the only pools of its second zone taken by others
+    groups_of: dict[str, list] = defaultdict(list)
+    for g in prob.groups:
+        groups_of[prob.candidates[g.cand].model].append(g)
+    zone_models = sorted(prob.zones_required, key=lambda m: (len({g.pool for g in groups_of[m]}), m))
+    model_load: dict[str, float] = defaultdict(float)
+    for d in prob.demands:
+        model_load[d.model] += load(d)
+    for m in zone_models:
+        while len(covered[m]) < prob.zones_required[m]:
+            best = None
+            for g in groups_of[m]:
+                p = prob.pools[g.pool]
+                if p.failure_domain in covered[m] or not st.can_add(g.index):
+                    continue
+                c = prob.candidates[g.cand]
+                useful = min(g.capacity.rps, max(model_load[m], 1e-9) / prob.zones_required[m])
+                score = (not prob.classes[g.cls].is_all, p.price_per_gpu_hour * c.units / useful, g.key)
+                if best is None or score < best[0]:
+                    best = (score, g.index)
+            if best is None:
+                break
+            st.add(best[1])
+            spare[best[1]] += prob.groups[best[1]].capacity.rps
+            covered[m].add(prob.pools[prob.groups[best[1]].pool].failure_domain)
+    for d in order:
+        need = load(d)
+        rem = 1.0
+        arcs = sorted(prob.arcs_of_demand.get(d.index, []), key=lambda ai: (prob.arcs[ai].net_ms, prob.groups[prob.arcs[ai].group].key))
+        for ai in arcs:
+            gi = prob.arcs[ai].group
+            if spare[gi] > 1e-12 and rem > 1e-12:
+                take = min(rem, spare[gi] / need)
+                spare[gi] -= take * need
+                rem -= take
+        while rem > 1e-9:
+            best = None
+            want_zone = len(covered[d.model]) < prob.zones_required.get(d.model, 0)
+            for ai in arcs:
+                a = prob.arcs[ai]
+                g = prob.groups[a.group]
+                if not st.can_add(g.index):
+                    continue
+                c = prob.candidates[g.cand]
+                p = prob.pools[g.pool]
+                useful = min(g.capacity.rps, rem * need)
+                # while the model lacks failure domains, a replica in a new domain comes first
+                new_zone = 0 if (want_zone and p.failure_domain not in covered[d.model]) else 1
+                score = (new_zone, p.price_per_gpu_hour * c.units / UNITS_PER_GPU / useful, a.net_ms, g.key)
+                if best is None or score < best[0]:
+                    best = (score, g.index)
+            if best is None:
+                if goodput:
+                    break
+                return None
+            gi = best[1]
+            st.add(gi)
+            covered[d.model].add(prob.pools[prob.groups[gi].pool].failure_domain)
+            spare[gi] += prob.groups[gi].capacity.rps
+            # the new replica may also serve this demand's other arcs into the same group: just fill
+            take = min(rem, spare[gi] / need)
+            spare[gi] -= take * need
+            rem -= take
+    # failure domains
+    for m, need_z in sorted(prob.zones_required.items()):
+        have = {prob.pools[prob.groups[gi].pool].failure_domain for gi, c in st.n.items() if c > 0 and prob.candidates[prob.groups[gi].cand].model == m}
+        while len(have) < need_z:
+            best = None
+            for g in prob.groups:
+                if prob.candidates[g.cand].model != m or prob.pools[g.pool].failure_domain in have or not st.can_add(g.index):
+                    continue
+                c = prob.candidates[g.cand]
+                p = prob.pools[g.pool]
+                score = (p.price_per_gpu_hour * c.units, g.key)
+                if best is None or score < best[0]:
+                    best = (score, g.index)
+            if best is None:
+                return None
+            st.add(best[1])
+            have.add(prob.pools[prob.groups[best[1]].pool].failure_domain)
+    return {gi: c for gi, c in sorted(st.n.items()) if c > 0}
+
+
+def fixed_values(prob: Problem, counts: dict[int, int], slots: dict[int, int] | None = None, holds: dict[int, int] | None = None) -> dict[int, float]:
+    """Values of every integer variable implied by replica counts (and standby choices)."""
+    v = prob.v
+    out: dict[int, float] = {}
+    units: dict[int, int] = defaultdict(int)
+    for gi, vi in v.n.items():
+        c = counts.get(gi, 0)
+        out[vi] = float(c)
+        units[prob.groups[gi].pool] += c * prob.candidates[prob.groups[gi].cand].units
+    slots = slots or {}
+    holds = holds or {}
+    for ti, vi in v.slot.items():
+        k = slots.get(ti, 0)
+        out[vi] = float(k)
+        units[prob.slot_types[ti].pool] += k * prob.slot_types[ti].units
+    for oi, vi in v.hold.items():
+        out[vi] = float(holds.get(oi, 0))
+    for pi, vi in v.gpus.items():
+        out[vi] = float(math.ceil(units[pi] / UNITS_PER_GPU))
+    present: dict[tuple[str, tuple[str, str]], bool] = defaultdict(bool)
+    for gi, c in counts.items():
+        if c > 0:
+            g = prob.groups[gi]
+            present[(prob.candidates[g.cand].model, prob.pools[g.pool].failure_domain)] = True
+    for key, vi in v.zone.items():
+        out[vi] = 1.0 if present[key] else 0.0
+    tot: dict[tuple[int, int], int] = defaultdict(int)
+    for gi, c in counts.items():
+        g = prob.groups[gi]
+        tot[(g.cand, g.pool)] += c
+    for key, vi in v.dplus.items():
+        diff = tot.get(key, 0) - prob.current.get(key, 0)
+        out[vi] = float(max(diff, 0))
+        out[v.dminus[key]] = float(max(-diff, 0))
+    return out
+
+
+def polish(prob: Problem, fixed: dict[int, float], *, time_limit: float = 30.0) -> SolveResult:
+    """With every integer variable fixed, the flows are an LP: solve it exactly (HiGHS), with the
+    objectives that still matter (served demand under goodput, then network latency)."""
+    from maestro_plan.solve.milp import solve_highs
+
+    base = prob.lm
+    lm = LinearModel()
+    for i, var in enumerate(base.vars):
+        if i in fixed:
+            lm.vars.append(Var(var.name, fixed[i], fixed[i], False, var.resolution, var.family))
+        else:
+            lm.vars.append(Var(var.name, var.lb, var.ub, False, var.resolution, var.family))
+    lm.rows = base.rows
+    lm.objectives = [o for o in base.objectives if o.name != "cost"]
+    return solve_highs(lm, time_limit=time_limit, seed=prob.settings.seed, relax=True)
+
+
+def complete(prob: Problem, counts: dict[int, int] | None, *, time_limit: float = 30.0) -> list[float] | None:
+    """A full point of the linear model from replica counts (None if the counts cannot carry the demand)."""
+    if counts is None:
+        return None
+    fixed = fixed_values(prob, counts)
+    res = polish(prob, fixed, time_limit=time_limit)
+    if res.values is None or res.status not in ("optimal", "feasible"):
+        return None
+    return res.values

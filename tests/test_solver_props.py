@@ -1,0 +1,196 @@
+"""Properties of produced plans (verifier + invariants), determinism, and the solve CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import _solver_inputs as S
+from maestro_plan.cli.main import app
+from maestro_plan.errors import InfeasibleError
+from maestro_plan.plan.io import dumps
+from maestro_plan.solve.planner import solve
+from maestro_plan.verify import verify_plan
+
+GPU_TYPES = ["l4", "l40s", "h100-sxm", "a100-80gb"]
+MODELS = ["llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b"]
+
+
+def _invariants(plan, inputs) -> None:
+    """Checks of our own, beside the verifier's: GPUs exist and are not over-committed, routing adds up."""
+    nodes = {}
+    for c in inputs.inventory.clusters:
+        for p in c.node_pools:
+            for n in p.node_names:
+                nodes[n] = p
+    mem = defaultdict(float)
+    share = defaultdict(float)
+    for r in plan.replicas:
+        p = nodes[r.node]
+        assert r.gpu_type == p.gpu_type and len(r.gpu_indices) == r.tp
+        assert all(0 <= i < p.gpus_per_node for i in r.gpu_indices)
+        for i in r.gpu_indices:
+            mem[(r.node, i)] += r.memory_fraction
+            share[(r.node, i)] += r.compute_share
+        need = r.weights_bytes_per_gpu + r.overhead_bytes_per_gpu + r.kv_cache_bytes_per_gpu
+        assert need <= r.memory_fraction * inputs.gpu_types[r.gpu_type].hbm_gib * 2**30 * (1 + 1e-9)
+        if r.load_rps > 0:
+            assert r.load_rps * (1 + plan.settings.headroom) <= r.capacity_rps * (1 + 1e-6)
+    assert all(v <= 0.92 + 1e-9 for v in mem.values())
+    assert all(v <= 1 + 1e-9 for v in share.values())
+    fr = defaultdict(float)
+    for rt in plan.routes:
+        fr[(rt.source, rt.model)] += rt.fraction
+    for d in plan.demand:
+        if d.rate_rps > 0 and plan.settings.objective == "cost":
+            assert fr[(d.source, d.model)] == pytest.approx(1.0, abs=1e-6)
+    used = {(r.node, i) for r in plan.replicas for i in r.gpu_indices}
+    assert sum(sum(v.values()) for v in plan.gpus_used.values()) == len(used)
+
+
+@st.composite
+def fleets(draw):
+    n_pools = draw(st.integers(1, 3))
+    pools = []
+    for i in range(n_pools):
+        pools.append(
+            S.pool(
+                f"p{i}",
+                draw(st.sampled_from(GPU_TYPES)),
+                zone=draw(st.sampled_from(["z-a", "z-b"])),
+                gpus_per_node=draw(st.sampled_from([1, 2, 4, 6, 8])),
+                count=draw(st.integers(1, 3)),
+                price=draw(st.sampled_from([0.8, 1.5, 3.0, 6.0])),
+            )
+        )
+    models = draw(st.lists(st.sampled_from(MODELS), min_size=1, max_size=3, unique=True))
+    roles = [S.role(f"r{i}", m, calls=draw(st.sampled_from([1, 2, 3])), mean_in=draw(st.sampled_from([200, 1000, 3000])), mean_out=draw(st.sampled_from([20, 150, 400]))) for i, m in enumerate(models)]
+    for i in range(1, len(roles)):
+        roles[i]["depends_on"] = [roles[i - 1]["name"]]
+    wf = S.workflow(
+        "w",
+        roles,
+        rate={"users": draw(st.floats(0.05, 20.0)), "far": draw(st.floats(0.05, 5.0))},
+        priority=draw(st.sampled_from(["interactive", "batch"])),
+        slo_ms=draw(st.sampled_from([8000.0, 30000.0, 120000.0])),
+    )
+    return pools, models, wf, draw(st.sampled_from(["greedy", "cpsat"])), draw(st.sampled_from([0.0, 0.2]))
+
+
+@settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(fleets())
+def test_every_plan_verifies(tmp_path_factory, case) -> None:
+    pools, models, wf, solver, headroom = case
+    root = tmp_path_factory.mktemp("fleet")
+    half = max(1, len(pools) // 2)
+    clusters = {"c1": pools[:half], "c2": pools[half:]} if len(pools) > 1 else {"c1": pools}
+    sources = {"users": {c: 1.0 for c in clusters}, "far": {c: 40.0 for c in clusters}}
+    inputs = S.load(S.write_inputs(root, clusters=clusters, models=models, workflows=[wf], sources=sources))
+    try:
+        plan, _ = solve(inputs, S.settings(solver=solver, time_limit_s=2.0, headroom=headroom))
+    except InfeasibleError as e:
+        assert e.shortfalls or e.reasons  # an infeasible case always says why
+        return
+    rep = verify_plan(plan, inputs)
+    assert rep.ok, [v.render() for v in rep.violations]
+    _invariants(plan, inputs)
+
+
+def _small(tmp: Path):
+    models = ["llama-3.2-1b", "llama-3.2-3b", "llama-3.1-8b"]
+    roles = [S.role("a", models[0], calls=2), S.role("b", models[1], depends_on=["a"]), S.role("c", models[2], depends_on=["b"])]
+    clusters = {"c1": [S.pool("h", "h100-sxm", count=2, price=4.0, zone="z-a"), S.pool("l", "l40s", count=2, price=1.5, zone="z-b")], "c2": [S.pool("a", "a100-80gb", count=2, price=3.0)]}
+    sources = {"users": {"c1": 2.0, "c2": 30.0}, "far": {"c1": 40.0, "c2": 2.0}}
+    return S.write_inputs(tmp, clusters=clusters, models=models, workflows=[S.workflow("w", roles, rate={"users": 12.0, "far": 5.0}, priority="interactive")], sources=sources)
+
+
+def test_same_inputs_same_bytes(tmp_path: Path) -> None:
+    inputs = S.load(_small(tmp_path))
+    a, _ = solve(inputs, S.settings(time_limit_s=3.0, seed=7))
+    b, _ = solve(inputs, S.settings(time_limit_s=3.0, seed=7))
+    assert dumps(a) == dumps(b)
+    assert a.plan_id == b.plan_id
+    c, _ = solve(inputs, S.settings(time_limit_s=3.0, seed=8))
+    assert c.plan_id != a.plan_id  # the seed is part of the settings
+
+
+def test_network_tie_break_keeps_traffic_local(tmp_path: Path) -> None:
+    """Two identical clusters at equal prices: each source is served by its own cluster."""
+    clusters = {c: [S.pool(f"{c}-l", "l40s", count=1, price=2.0, zone=f"{c}-z")] for c in ("east", "west")}
+    sources = {"u-east": {"east": 1.0, "west": 30.0}, "u-west": {"east": 30.0, "west": 1.0}}
+    wf = S.workflow("w", [S.role("r", "llama-3.2-1b")], rate={"u-east": 30.0, "u-west": 30.0}, priority="interactive")
+    inputs = S.load(S.write_inputs(tmp_path, clusters=clusters, models=["llama-3.2-1b"], workflows=[wf], sources=sources))
+    plan, _ = solve(inputs, S.settings(colocation=False, standby=False, time_limit_s=10.0))
+    assert plan.solve.status == "optimal"
+    cluster_of = {r.id: r.cluster for r in plan.replicas}
+    for rt in plan.routes:
+        assert cluster_of[rt.replica] == rt.source.removeprefix("u-")
+        assert rt.network_latency_ms == 1.0
+
+
+# ------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def _args(paths: dict[str, Path]) -> list[str]:
+    return ["--inventory", str(paths["inventory"]), "--models", str(paths["models"]), "--workloads", str(paths["workloads"])]
+
+
+def test_cli_solve_writes_plan_schema_stats(tmp_path: Path) -> None:
+    paths = _small(tmp_path / "in")
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["solve", *_args(paths), "--out", str(out), "--time-limit", "3", "--no-emit", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["ok"] and doc["status"] in ("optimal", "feasible")
+    assert {"plan.json", "plan.schema.json", "solve-stats.json"} <= set(doc["files"])
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["plan_id"] == doc["plan_id"] and plan["cost_per_hour"] == pytest.approx(doc["cost_per_hour"])
+    stats = json.loads((out / "solve-stats.json").read_text())
+    assert stats["verify"]["ok"] and "solve_s" in stats["timings"]
+    schema = json.loads((out / "plan.schema.json").read_text())
+    import jsonschema
+
+    jsonschema.validate(plan, schema)
+    # no wall-clock figure in the plan
+    assert "wall" not in json.dumps(plan) and "_s\"" not in json.dumps(plan["solve"])
+
+
+def test_cli_infeasible_exits_3_and_writes_nothing(tmp_path: Path) -> None:
+    paths = S.write_inputs(tmp_path / "in", clusters={"c1": [S.pool("l4", "l4", gpus_per_node=1)]}, models=["llama-3.1-70b"], workflows=[S.workflow("w", [S.role("r", "llama-3.1-70b")])])
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["solve", *_args(paths), "--out", str(out), "--no-emit"])
+    assert r.exit_code == 3
+    assert "memory" in r.output and "llama-3.1-70b" in r.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_cli_bad_input_exits_2(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["solve", "--inventory", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    paths = _small(tmp_path / "in")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    r = runner.invoke(app, ["solve", *_args(paths), "--current", str(bad), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+
+
+def test_bundled_example_greedy_end_to_end(bundled_paths: dict[str, Path], tmp_path: Path) -> None:
+    """The bundled fleet, models and workloads: the greedy plan verifies and every emitter runs."""
+    out = tmp_path / "demo"
+    r = runner.invoke(app, ["solve", *_args(bundled_paths), "--solver", "greedy", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "heuristic" and doc["cost_per_hour"] > 0
+    assert (out / "plan.json").is_file() and len(doc["files"]) > 5
+    assert math.isfinite(doc["cost_per_hour"])
