@@ -108,3 +108,26 @@ def test_read_plan_refuses_newer_schema_and_non_plans(tmp_path) -> None:
         read_plan(p)
     with pytest.raises(InputError, match="does not exist"):
         read_plan(tmp_path / "missing.json")
+
+
+def test_staged_dir_swaps_folders_whole_and_keeps_other_entries(tmp_path) -> None:
+    target = tmp_path / "out"
+    with atomic.staged_dir(target) as stage:
+        (stage / "manifests").mkdir()
+        (stage / "manifests" / "old-replica.yaml").write_text("old")
+        (stage / "plan.json").write_text("{}")
+    with atomic.staged_dir(target) as stage:  # a re-emit of manifests only
+        (stage / "manifests").mkdir()
+        (stage / "manifests" / "new-replica.yaml").write_text("new")
+    assert sorted(p.name for p in (target / "manifests").iterdir()) == ["new-replica.yaml"]
+    assert (target / "plan.json").read_text() == "{}"  # not written this time: left alone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (target / "manifests").stat().st_mode & 0o055  # readable by others, not 0700
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path) -> None:
+    p = tmp_path / "f.txt"
+    atomic.write_text(p, "x")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask
