@@ -86,10 +86,51 @@ def test_budgets_split_the_slo_along_the_critical_path(inputs):
     assert max(scale.values()) == pytest.approx(min(scale.values()))
     # off the critical path a role gets more room than that scale
     assert b["tester"].budget_ms / b["tester"].predicted_call_ms > scale["planner"]
-    # the model's budget is the tightest of its roles
+    # the model's budget keeps the tightest slack ratio of its roles, applied to the combined mix
     by = {(x.model, x.source): x for x in d.per_model}
-    assert by[("l8", "s1")].latency_budget_ms == pytest.approx(min(b["planner"].budget_ms, b["coder"].budget_ms))
-    assert by[("l3", "s1")].latency_budget_ms == pytest.approx(min(b["tester"].budget_ms, b["reviewer"].budget_ms))
+    for (model, roles) in (("l8", ("planner", "coder")), ("l3", ("tester", "reviewer"))):
+        x = by[(model, "s1")]
+        ratio = min(b[r].budget_ms / b[r].predicted_call_ms for r in roles)
+        idle = predicted_call_ms(inputs.models[model], gpu, 1, x.mix.mean_input, x.mix.mean_output)
+        assert x.latency_budget_ms == pytest.approx(ratio * idle)
+    # so a model's demand is never held to a short role's absolute budget with a long role's mix:
+    # l3 serves tester (off the path: more slack) and reviewer; the reviewer's ratio binds
+    assert by[("l3", "s1")].latency_budget_ms / predicted_call_ms(inputs.models["l3"], gpu, 1, by[("l3", "s1")].mix.mean_input, by[("l3", "s1")].mix.mean_output) == pytest.approx(scale["reviewer"])
+
+
+def test_mixed_roles_of_one_model_get_the_budget_of_their_mix(tmp_path):
+    """A long and a short role on one model: the short role's tiny absolute budget must not be
+    applied to the long role's calls (that made ChatDev-like profiles falsely infeasible)."""
+    from maestro_plan.estimate import replica_capacity
+
+    inputs = _one_model_two_roles(tmp_path)
+    d = compute_demand(inputs)
+    (x,) = d.per_model
+    rb = {r.role: r for r in d.role_budgets}
+    assert x.latency_budget_ms > rb["short"].budget_ms  # looser than the short role's absolute budget
+    assert x.latency_budget_ms < rb["long"].budget_ms  # tighter than the long role's
+    gpu = reference_gpu(inputs)
+    assert replica_capacity(inputs.models["l8"], gpu, 1, x.mix, latency_budget_ms=x.latency_budget_ms) is not None
+
+
+def _one_model_two_roles(tmp_path):
+    from maestro_plan.load.schema import Inputs, Workflow
+
+    p = write_inputs(tmp_path, ROLES)
+    base = load_inputs(p["inventory"], p["models"], p["workloads"])
+    wf = Workflow.model_validate(
+        {
+            "name": "pair",
+            "priority": "interactive",
+            "slo": {"latency_ms": 60000},
+            "arrivals": [{"source": "s1", "rate_per_s": 1.0}],
+            "roles": [
+                {"name": "short", "model": "l8", "calls_per_query": 1, "input_tokens": {"mean": 500}, "output_tokens": {"mean": 8}},
+                {"name": "long", "model": "l8", "calls_per_query": 1, "depends_on": ["short"], "input_tokens": {"mean": 2000}, "output_tokens": {"mean": 1500}},
+            ],
+        }
+    )
+    return Inputs(inventory=base.inventory, gpu_types=base.gpu_types, models=base.models, workflows=[wf])
 
 
 def test_kv_reservation_from_percentiles_beats_the_naive_one(inputs):

@@ -10,8 +10,13 @@
   path through the role). On the critical path that is SLO x call / critical path; roles off it
   get the looser share of their own longest path. Budgets include the network: the solver
   subtracts the source-to-cluster latency.
-- Per (source, model): the summed rate, the tightest budget over the roles calling it, the rate-
-  weighted mean input/output lengths, and the KV reservation unit: the `percentile` of input +
+- Per (source, model): the summed rate, the rate-weighted mean input/output lengths, a budget, and
+  the KV reservation unit. The budget keeps each role's slack: a role's budget over its predicted
+  idle call time (its slack ratio, SLO / predicted path time) says how much slower than idle its
+  calls may run; the demand gets the tightest ratio over its roles times the predicted idle call
+  time of the combined mix. (Taking the tightest absolute budget with the combined mix would hold a
+  long programmer call to the budget of a short CTO call of the same model: falsely infeasible.)
+  With one role this is that role's budget. The KV reservation unit is the `percentile` of input +
   output tokens of the rate-weighted mixture of its roles (each role's input and output taken as
   comonotone, i.e. its q-quantile of the sum = q-quantile of input + q-quantile of output; a role
   with `reserve_output_tokens` reserves that many output tokens instead), capped at the model's
@@ -207,7 +212,7 @@ def compute_demand(inputs: Inputs, *, percentile: float = 99.0, reference: str |
         return tps[mid]
 
     budgets: list[RoleBudget] = []
-    # (source, model) -> list of (workflow, role, rate, budget, priority)
+    # (source, model) -> list of (workflow, role, rate, slack ratio = budget / predicted call, peak rate)
     acc: dict[tuple[str, str], list[tuple[Workflow, Role, float, float, float]]] = defaultdict(list)
     for w in inputs.workflows:
         call_ms = {}
@@ -220,7 +225,8 @@ def compute_demand(inputs: Inputs, *, percentile: float = 99.0, reference: str |
         for a in w.arrivals:
             for r in w.roles:
                 rate = a.rate_per_s * r.calls_per_query
-                acc[(a.source, r.model)].append((w, r, rate, by_role[r.name].budget_ms, rate * a.peak_to_mean))
+                ratio = by_role[r.name].budget_ms / call_ms[r.name] if call_ms[r.name] > 0 else math.inf
+                acc[(a.source, r.model)].append((w, r, rate, ratio, rate * a.peak_to_mean))
     per_model: list[ModelDemand] = []
     reservations: list[KvReservation] = []
     for (source, mid), items in sorted(acc.items(), key=lambda kv: (kv[0][1], kv[0][0])):
@@ -235,7 +241,9 @@ def compute_demand(inputs: Inputs, *, percentile: float = 99.0, reference: str |
         kv_req = min(kv_req, float(m.context_len))
         mix = RequestMix(mean_input=mean_in, mean_output=mean_out, kv_tokens_per_request=kv_req, max_model_len=m.context_len)
         priority = "interactive" if any(x[0].priority.value == "interactive" for x in items) else "batch"
-        budget = min(x[3] for x in items)
+        budget = min(x[3] for x in items) * predicted_call_ms(m, gpu, tp_of(mid), mean_in, mean_out)
+        if not math.isfinite(budget):  # only zero-time calls (cannot happen with positive lengths)
+            budget = min(x[0].slo.latency_ms for x in items)
         names = tuple(sorted({f"{x[0].name}/{x[1].name}" for x in items}))
         per_model.append(
             ModelDemand(

@@ -417,8 +417,11 @@ def plan_rollout(old: Plan, new: Plan, inventory: Inventory | None = None, *, ol
                     )
                     continue
                 node, idx = spot
+                uid = f"stage:{b.uid.removeprefix('old:')}@{node}.g{'-'.join(map(str, idx))}"
+                if uid in st.in_service or any(u.uid == uid for u in pending_rm):  # staged there before: keep uids unique
+                    uid = f"{uid}#{stage_count}"
                 t = Unit(
-                    uid=f"stage:{b.uid.removeprefix('old:')}@{node}.g{'-'.join(map(str, idx))}", model=b.model, cluster=b.cluster,
+                    uid=uid, model=b.model, cluster=b.cluster,
                     gpu_type=b.gpu_type, gpus=tuple((node, g) for g in idx), memory_fraction=b.memory_fraction,
                     capacity_rps=b.capacity_rps, side="stage", replica=b.replica,
                     place=f"{b.cluster}/{node} g{','.join(map(str, idx))} tp{len(idx)} {b.gpu_type}",
