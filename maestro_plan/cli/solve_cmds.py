@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (replaced file by file, all or nothing)")] = Path("out"),
         objective: Annotated[Objective, typer.Option("--objective", help="cost: cheapest plan serving all demand; goodput: fixed fleet, serve the most (interactive first)")] = Objective.cost,
         solver: Annotated[Solver, typer.Option("--solver", help="cpsat (default), highs, cbc, or greedy (the heuristic alone)")] = Solver.cpsat,
-        time_limit: Annotated[float, typer.Option("--time-limit", min=0.1, help="Solver work budget in seconds (CP-SAT deterministic time; wall-clock for HiGHS/CBC)")] = 30.0,
+        time_limit: Annotated[float, typer.Option("--time-limit", min=0.1, help="Work budget, seconds: CP-SAT gets 40% of it as deterministic time after the greedy, LP and per-model warm starts (reproducible); HiGHS and CBC use it as a wall-clock limit")] = 30.0,
         seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed of the solver")] = 0,
         headroom: Annotated[float, typer.Option("--headroom", min=0.0, max=10.0, help="Spare capacity above demand (0.2 = provision 1.2x)")] = 0.2,
         kv_reservation: Annotated[KvMode, typer.Option("--kv-reservation", help="KV per replica from predicted lengths, or naive max_model_len x max_num_seqs")] = KvMode.predicted,

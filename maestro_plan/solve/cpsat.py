@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from fractions import Fraction
 
 from ortools.sat.python import cp_model
 

@@ -16,9 +16,12 @@ routing, zones, change penalty) belongs to one model. So:
    to a model is feasible for its block, pays at least the block's cost, and uses no more than the
    capacity), and with the LP's lambda it is at least the LP bound, because each block keeps the
    integrality of its replica counts and zone spread, where the LP loses most.
-4. Start: the blocks' solutions, priced by lambda, usually fit together; if they do not (or use
-   swap slots), models are re-solved one after the other, most constrained first, against what
-   the previous ones left (standby is then left to the full solve).
+4. Start: the blocks' solutions, priced by lambda, often fit together. If they do not, up to
+   LAGRANGE_ROUNDS subgradient rounds raise the price of over-used pools and re-solve only the
+   blocks that use them (prices only rise, so the other blocks stay optimal and every round gives
+   a valid bound; the best is kept). What still conflicts (or uses swap slots) is repaired by
+   re-solving those models one after the other, most constrained first, against what the others
+   left (standby is then left to the full solve).
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
 
 BLOCK_WALL_CAP_S = 10.0
 BLOCK_REL_GAP = 1e-4  # blocks stop at 0.01%: the bound adds each block's dual bound, so it stays valid
+BLOCK_MAX_NODES = 2000  # deterministic work limit per block (its dual bound still counts)
+MAX_INTEGER_VARIABLES = 20000  # above this the full model skips the decomposition (see planner.py)
+LAGRANGE_ROUNDS = 0  # subgradient rounds on over-used pools before the sequential repair. Measured on
+# `maestro-plan synth --gpus 1000 --models 40 --workflows 8 --seed 1`: 0 rounds start $905.8/h,
+# 1 round $922.9/h, 3 rounds $933.1/h, with the same bound; so none by default
+LAGRANGE_STEP = 0.5  # price increase per round: step x GPU-share price x relative over-use
 
 
 @dataclass
@@ -45,13 +54,13 @@ class Decomposition:
     blocks: int
 
 
-def _prices(prob: Problem) -> tuple[float | None, dict[int, float], dict[tuple[int, int], float], dict[str, float]]:
+def _prices(prob: Problem, standby: bool = True) -> tuple[float | None, dict[int, float], dict[tuple[int, int], float], dict[str, float]]:
     """LP of the fractional full model; duals of its shared rows (as non-negative prices)."""
     import numpy as np
 
     from maestro_plan.solve.milp import _highs_instance, _set_objective
 
-    lm, v = build_model(prob, Scope(fractional=True, tie_break=False))
+    lm, v = build_model(prob, Scope(fractional=True, tie_break=False, standby=standby))
     lm.objectives = [o for o in lm.objectives if o.name == "cost"]
     h = _highs_instance(lm, relax=True, seed=prob.settings.seed, time_limit=60.0)
     _set_objective(h, lm, 0)
@@ -86,7 +95,7 @@ def _block(prob: Problem, scope: Scope, seed: int):
     from maestro_plan.solve.milp import solve_highs
 
     lm, v = build_model(prob, scope)
-    return lm, v, solve_highs(lm, time_limit=BLOCK_WALL_CAP_S, seed=seed, rel_gap=BLOCK_REL_GAP)
+    return lm, v, solve_highs(lm, time_limit=BLOCK_WALL_CAP_S, seed=seed, rel_gap=BLOCK_REL_GAP, max_nodes=BLOCK_MAX_NODES)
 
 
 _SHARED: Problem | None = None  # the problem, inherited by forked block workers
@@ -170,6 +179,22 @@ def fits(prob: Problem, counts: dict[int, int]) -> bool:
     return True
 
 
+def _const(prob: Problem, unit, cut, budget) -> float:
+    """sum of lambda x capacity over the dualised rows."""
+    const = sum(lam * prob.pools[pi].units for pi, lam in unit.items())
+    for (pi, t), lam in cut.items():
+        p = prob.pools[pi]
+        const += lam * p.node_count * (p.gpus_per_node // t) * t
+    for c in prob.inputs.inventory.clusters:
+        if c.name in budget and c.budget_per_hour is not None:
+            const += budget[c.name] * c.budget_per_hour
+    return const
+
+
+def _scope(m: str, unit, cut, budget) -> Scope:
+    return Scope(models=frozenset([m]), fractional=True, standby=True, slot_cost_share=1.0 / STANDBY_MAX_MODELS, tie_break=False, unit_price=unit, cut_price=cut, budget_price=budget)
+
+
 def decompose(prob: Problem) -> Decomposition:
     t0 = time.perf_counter()
     s = prob.settings
@@ -179,40 +204,56 @@ def decompose(prob: Problem) -> Decomposition:
     lp, unit, cut, budget = _prices(prob)
     if lp is None:
         return Decomposition(None, None, None, False, time.perf_counter() - t0, 0)
-    const = sum(lam * prob.pools[pi].units for pi, lam in unit.items())
-    for (pi, t), lam in cut.items():
-        p = prob.pools[pi]
-        const += lam * p.node_count * (p.gpus_per_node // t) * t
-    for c in prob.inputs.inventory.clusters:
-        if c.name in budget and c.budget_per_hour is not None:
-            const += budget[c.name] * c.budget_per_hour
-    total: float | None = 0.0
-    counts: dict[int, int] = {}
-    standby_used = False
-    complete = True
-    per_model: dict[str, set[int]] = defaultdict(set)
-    slot_models: set[str] = set()
-    jobs = [(m, Scope(models=frozenset([m]), fractional=True, standby=True, slot_cost_share=1.0 / STANDBY_MAX_MODELS, tie_break=False, unit_price=unit, cut_price=cut, budget_price=budget)) for m in models]
-    for m, (val, got, slot) in zip(models, _run_blocks(prob, jobs)):
-        if val is None or total is None:
-            total = None
-        else:
-            total += val
-        if got is None:
-            complete = False
-            continue
-        for gi, n in got.items():
-            counts[gi] = n
-            per_model[m].add(gi)
-        if slot:
-            standby_used = True
-            slot_models.add(m)
-    bound = None if total is None else max(lp, total - const)
-    if complete and not standby_used and counts and fits(prob, counts):
-        return Decomposition(bound, lp, counts, True, time.perf_counter() - t0, len(models))
+    cut0, budget0 = cut, budget
+    unit0 = dict(unit)
+    val: dict[str, float | None] = {}
+    got: dict[str, dict[int, int] | None] = {}
+    slot: dict[str, bool] = {}
+    todo = list(models)
+    best_bound: float | None = None
+    for it in range(LAGRANGE_ROUNDS + 1):
+        jobs = [(m, _scope(m, unit, cut, budget)) for m in todo]
+        for m, (v_, g_, s_) in zip(todo, _run_blocks(prob, jobs)):
+            val[m], got[m], slot[m] = v_, g_, s_
+        if all(val[m] is not None for m in models):
+            b = math.fsum(val[m] for m in models) - _const(prob, unit, cut, budget)  # type: ignore[misc]
+            best_bound = b if best_bound is None else max(best_bound, b)
+        counts = {gi: n for m in models for gi, n in (got[m] or {}).items()}
+        complete = all(got[m] is not None for m in models)
+        standby_used = any(slot.values())
+        if complete and not standby_used and counts and fits(prob, counts):
+            bound = None if best_bound is None else max(lp, best_bound)
+            return Decomposition(bound, lp, counts, True, time.perf_counter() - t0, len(models))
+        if it == LAGRANGE_ROUNDS:
+            break
+        # subgradient step on the over-used pools only (prices only rise, so a block that uses
+        # none of them keeps its optimum and need not be solved again)
+        units, _ = _usage(prob, counts)
+        raised = set()
+        for pi, u in sorted(units.items()):
+            p = prob.pools[pi]
+            if u > p.units:
+                step = LAGRANGE_STEP * p.price_per_gpu_hour / UNITS_PER_GPU * (u - p.units) / p.units
+                unit = {**unit, pi: unit.get(pi, 0.0) + step}
+                raised.add(pi)
+        if not raised:
+            break
+        todo = [m for m in models if got[m] is None or any(prob.groups[gi].pool in raised for gi in (got[m] or {}))]
+    bound = None if best_bound is None else max(lp, best_bound)
+    # the start uses no swap slot (the full solve may add them): blocks that chose one are solved
+    # again without standby, at the same prices
+    slot_models = sorted(m for m in models if slot.get(m))
+    if slot_models:
+        jobs = [(m, Scope(models=frozenset([m]), fractional=True, standby=False, tie_break=False, unit_price=unit0, cut_price=cut0, budget_price=budget0)) for m in slot_models]
+        for m, (_v, g_, _s) in zip(slot_models, _run_blocks(prob, jobs)):
+            got[m] = g_
     # repair: keep the blocks that touch no over-used resource, re-solve the others in turn
-    keep, redo = _conflicts(prob, models, counts, per_model, slot_models)
-    seq = _sequential(prob, redo, unit, cut, budget, {gi: n for gi, n in counts.items() if prob.candidates[prob.groups[gi].cand].model in keep})
+    per_model = {m: set((got[m] or {}).keys()) for m in models if got[m] is not None}
+    counts = {gi: n for m in models for gi, n in (got[m] or {}).items()}
+    if all(got[m] is not None for m in models) and counts and fits(prob, counts):
+        return Decomposition(bound, lp, counts, False, time.perf_counter() - t0, len(models))
+    keep, redo = _conflicts(prob, models, counts, per_model, set())
+    seq = _sequential(prob, redo, unit0, cut0, budget0, {gi: n for gi, n in counts.items() if prob.candidates[prob.groups[gi].cand].model in keep})
     return Decomposition(bound, lp, seq, False, time.perf_counter() - t0, len(models))
 
 

@@ -45,8 +45,10 @@ towards the zone spread (a sleeping engine is not a serving replica).
 
 Objectives, solved lexicographically (model.py): cost: (1) $/h of GPUs used + change penalty
 (change_weight $/h per replica added or removed), (2) request-weighted network latency plus 1e-5
-per GPU (fewer hops, then fewer GPUs; never traded against dollars). goodput: (1) interactive
-req/s served, (2) batch req/s served, (3) cost, (4) network.
+per GPU (fewer hops, then fewer GPUs; never traded against dollars; a tie-break phase, run only
+when the cost is proven optimal - otherwise the final routing LP still minimises network latency
+for the chosen replicas). goodput: (1) interactive req/s served, (2) batch req/s served, (3) cost,
+(4) network.
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
-from maestro_plan.errors import InfeasibleError, Shortfall
 from maestro_plan.estimate import (
     VLLM,
     CapacityResult,
@@ -217,8 +218,6 @@ class _Builder:
         self.dm = dm if dm is not None else compute_demand(inputs, percentile=settings.length_percentile)
         self.current_plan = current_plan
         self.notes: list[str] = []
-        self.reasons: list[str] = []
-        self.shortfalls: list[Shortfall] = []
         self.cap_cache: dict[tuple, CapacityResult | None] = {}
 
     # ---------------------------------------------------------------- candidates
@@ -520,6 +519,9 @@ def _standby(b: _Builder, inputs: Inputs, settings: SolveSettings, pools, demand
     mem_cache: dict[tuple, object] = {}
     for p in pools:
         gpu = inputs.gpu_types[p.gpu_type]
+        # one swap-slot configuration per pool: the one that can hold the most rare models
+        # (smallest first on ties), which keeps the model small
+        choices = []
         for tp, units in sorted(configs.get(p.gpu_type, ()), key=lambda t: (t[1], t[0])):
             if tp > p.gpus_per_node:
                 continue
@@ -549,8 +551,10 @@ def _standby(b: _Builder, inputs: Inputs, settings: SolveSettings, pools, demand
                 cold = wbytes / (gpu.host_to_gpu_gbps * 1e9) * 1000.0 + WAKE_OVERHEAD_MS
                 overhead = int(mem.activation_bytes_per_gpu) + int(mem.non_torch_bytes_per_gpu) + int(getattr(mem, "cuda_graph_bytes_per_gpu", 0))
                 held.append(StandbyOption(0, "", 0, mid, wbytes, cold, int(mem.weights_bytes_per_gpu), overhead, pool_bytes, m.context_len))
-            if not held:
-                continue
+            if held:
+                choices.append((-len(held), units, tp, f, frac, held))
+        if choices:
+            _, units, tp, f, frac, held = min(choices, key=lambda c: c[:3])
             st = SlotType(len(slot_types), f"slot@{p.key}/tp{tp}/u{units}", p.index, tp, units, frac, f)
             max_cold = max(o.cold_start_ms for o in held)
             new_opts = []

@@ -258,3 +258,87 @@ def complete(prob: Problem, counts: dict[int, int] | None, *, time_limit: float 
     if res.values is None or res.status not in ("optimal", "feasible"):
         return None
     return res.values
+
+
+HINT_SLACKS = (1e-3, 1e-5, 1e-7)
+"""Relative capacity kept free in the CP-SAT hint (largest that the replica counts allow), so that
+rounding its flows to 1/720720 steps and CP-SAT's conservative rounding of the capacity rows cannot
+push a row over."""
+
+
+def _tight_flows(prob: Problem, fixed: dict[int, float], slack: float) -> list[float] | None:
+    from maestro_plan.solve.milp import solve_highs
+
+    base = prob.lm
+    lm = LinearModel()
+    for i, var in enumerate(base.vars):
+        if i in fixed:
+            lm.vars.append(Var(var.name, fixed[i], fixed[i], False, var.resolution, var.family))
+        else:
+            lm.vars.append(Var(var.name, var.lb, var.ub, False, var.resolution, var.family))
+    for r in base.rows:
+        if r.family == "capacity" and r.name.startswith("capacity["):
+            coef = [c * (1.0 - slack) if (i in fixed and c < 0) else c for i, c in zip(r.idx, r.coef)]
+            lm.row(r.name, r.family, list(zip(r.idx, coef)), lo=r.lo, hi=r.hi)
+        else:
+            lm.rows.append(r)
+    lm.objectives = [o for o in base.objectives if o.name != "cost"]
+    res = solve_highs(lm, time_limit=30.0, seed=prob.settings.seed, relax=True)
+    return list(res.values) if res.values is not None else None
+
+
+def cpsat_hint(prob: Problem, values: list[float] | None) -> list[float] | None:
+    """A point that is feasible in CP-SAT's integer space too: the same integer decisions, flows
+    re-solved with capacities shrunk by a small slack, rounded down to whole steps, and each
+    demand's missing steps given to the arcs whose replica groups have the most room left. None
+    when no such point is found (the float point is then the hint, and CP-SAT repairs it)."""
+    from maestro_plan.solve.problem import ROUTE_RESOLUTION
+
+    if values is None:
+        return None
+    v = prob.v
+    fixed = {i: values[i] for i, var in enumerate(prob.lm.vars) if var.integer}
+    R = ROUTE_RESOLUTION
+    h = prob.settings.headroom
+    for slack in HINT_SLACKS:
+        x = _tight_flows(prob, fixed, slack)
+        if x is None:
+            continue
+        room: dict[int, float] = {}
+        for g in prob.groups:
+            n = fixed.get(v.n[g.index], 0.0)
+            room[g.index] = n * g.capacity.rps * (1.0 - 1e-6)
+        steps: dict[int, int] = {}
+        for a in prob.arcs:
+            vi = v.flow[a.index]
+            steps[vi] = math.floor(max(0.0, x[vi]) * R + 1e-9)
+            d = prob.demands[a.demand]
+            room[a.group] -= steps[vi] / R * d.rate_rps * d.provision_factor * (1 + h)
+        for a in prob.standby_arcs:
+            vi = v.sflow[a.index]
+            steps[vi] = math.floor(max(0.0, x[vi]) * R + 1e-9)
+        ok = True
+        if prob.settings.objective == "cost":
+            for d in prob.demands:
+                arcs = prob.arcs_of_demand.get(d.index, [])
+                sids = [v.sflow[ai] for ai in prob.sarcs_of_demand.get(d.index, [])]
+                short = R - sum(steps[v.flow[ai]] for ai in arcs) - sum(steps[vi] for vi in sids)
+                per_step = d.rate_rps * d.provision_factor * (1 + h) / R
+                for ai in sorted(arcs, key=lambda ai: (-room[prob.arcs[ai].group], ai)):
+                    if short <= 0:
+                        break
+                    g = prob.arcs[ai].group
+                    k = min(short, int(room[g] // per_step)) if per_step > 0 else short
+                    if k > 0:
+                        steps[v.flow[ai]] += k
+                        room[g] -= k * per_step
+                        short -= k
+                if short > 0:
+                    ok = False
+                    break
+        if not ok:
+            continue
+        for vi, st in steps.items():
+            x[vi] = st / R
+        return x
+    return None

@@ -112,11 +112,16 @@ def solve_highs(
     hint: Sequence[float] | None = None,
     relax: bool = False,
     rel_gap: float = MIP_REL_GAP,
+    max_nodes: int | None = None,
 ) -> SolveResult:
+    """Lexicographic solve with HiGHS. `max_nodes` is a deterministic branch-and-bound limit
+    (HiGHS' mip_max_nodes), for callers that need a reproducible stopping point."""
     import highspy
 
     t0 = time.perf_counter()
     h = _highs_instance(model, relax=relax, seed=seed, time_limit=time_limit, rel_gap=rel_gap)
+    if max_nodes is not None and not relax:
+        h.setOptionValue("mip_max_nodes", int(max_nodes))
     n_phases = max(1, len(model.objectives))
     shares = phase_time_shares(model.objectives)
     phases: list[PhaseResult] = []

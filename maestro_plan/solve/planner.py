@@ -3,10 +3,13 @@
     plan, stats = solve(inputs, settings, current_plan=None, progress=None)
 
 Steps: build the Problem once (formulate.py; pre-checks may raise InfeasibleError), greedy warm
-start (heuristic.py), LP bound (HiGHS, relaxation of the same model), the chosen backend (CP-SAT,
-HiGHS, CBC, or the greedy result itself), elastic explanation if the backend proves infeasibility,
-the flow LP with every integer fixed (exact float routing), placement on nodes (place.py), and the
-Plan. Determinism: everything is sorted, the plan holds no wall-clock figure and no timestamp;
+start (heuristic.py), LP bound (HiGHS, relaxation of the same model), per-model Lagrangian
+decomposition (decompose.py: a bound at least the LP's and usually a better start; skipped above
+MAX_INTEGER_VARIABLES), the chosen backend (CP-SAT from the better start, rounded so that it is
+feasible in CP-SAT's integers; HiGHS; CBC; or the greedy result itself), elastic explanation if
+the backend proves infeasibility, the flow LP with every integer fixed (exact float routing),
+placement on nodes (place.py), and the Plan. The plan never costs more than the warm start, and
+its bound is the best of the backend's, the LP's and the decomposition's. Determinism: everything is sorted, the plan holds no wall-clock figure and no timestamp;
 `plan_id` is the SHA-256 of the input digests and the settings. Wall-clock seconds go to `stats`
 (the CLI writes them to solve-stats.json).
 
@@ -28,7 +31,6 @@ from collections.abc import Callable
 from typing import Any
 
 from maestro_plan import __version__
-from maestro_plan.errors import InfeasibleError
 from maestro_plan.estimate import VLLM, kv_bytes_per_token_per_gpu, latency_at_load
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import (
@@ -51,7 +53,22 @@ from maestro_plan.solve.problem import UNITS_PER_GPU, Problem, SolveSettings
 
 STANDBY_PREFIX = "standby:"
 FLOW_EPS = 1e-9
-CPSAT_SHARE = 0.8  # CP-SAT's deterministic work budget, x --time-limit (the decomposition takes the rest)
+CPSAT_SHARE = 0.4  # CP-SAT's deterministic work budget, x --time-limit (greedy, LP and the per-model
+# decomposition are bounded work that takes most of the rest; see decompose.py)
+CPSAT_SHARE_LARGE = 0.2  # above decompose.MAX_INTEGER_VARIABLES: CP-SAT's presolve alone overshoots
+# its deterministic limit there (37.7 units for a budget of 20.4 on synth 10,000 GPUs / 100 models)
+
+
+def _lex_better(objectives, a: list[float], b: list[float]) -> bool:
+    """Point a is lexicographically better than b over the primary objectives (tie-breaks ignored)."""
+    for o in objectives:
+        if o.tie_break:
+            continue
+        va, vb = o.value(a), o.value(b)
+        if abs(va - vb) <= 1e-9 * max(1.0, abs(va), abs(vb)):
+            continue
+        return _better(o, va, vb)
+    return False
 
 
 def _better(obj, a: float, b: float) -> bool:
@@ -108,7 +125,11 @@ def run_backend(prob: Problem, hint: list[float] | None, progress: Callable | No
     if s.solver == "cpsat":
         from maestro_plan.solve.cpsat import solve_cpsat
 
-        return solve_cpsat(prob.lm, time_limit=CPSAT_SHARE * s.time_limit_s, seed=s.seed, workers=s.workers, hint=hint, progress=progress)
+        from maestro_plan.solve.decompose import MAX_INTEGER_VARIABLES
+
+        start = heuristic.cpsat_hint(prob, hint) or hint
+        share = CPSAT_SHARE if prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES else CPSAT_SHARE_LARGE
+        return solve_cpsat(prob.lm, time_limit=share * s.time_limit_s, seed=s.seed, workers=s.workers, hint=start, progress=progress)
     if s.solver == "highs":
         from maestro_plan.solve.milp import solve_highs
 
@@ -173,7 +194,9 @@ def solve(
         t = mark("lp_bound_s", t)
     dec = None
     dec_start = None
-    if settings.solver != "greedy" and settings.objective == "cost":
+    from maestro_plan.solve.decompose import MAX_INTEGER_VARIABLES
+
+    if settings.solver != "greedy" and settings.objective == "cost" and prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES:
         if stage:
             stage("per-model decomposition")
         from maestro_plan.solve.decompose import decompose
@@ -200,18 +223,32 @@ def solve(
         if stage:
             stage(f"solving with {settings.solver}")
         result = run_backend(prob, hint, progress)
-        _merge_bound(result, prob.lm.objectives[0], dec_bound)
+        obj0 = prob.lm.objectives[0]
+        _merge_bound(result, obj0, dec_bound)
+        _merge_bound(result, obj0, lp_bound)
         status = result.status
-        if status == "infeasible":
+        if status == "infeasible" and hint is None:
             raise explain.elastic(prob, time_limit=max(5.0, settings.time_limit_s))
-        if result.values is None:
+        if result.values is None or status == "infeasible":
+            # CP-SAT's integer rounding can lose a point that exists in floats; the warm start is
+            # feasible for the float model, so it is used rather than reporting infeasibility
             if hint is None:
                 err = explain.elastic(prob, time_limit=max(5.0, settings.time_limit_s))
                 err.summary = f"no plan found within the time limit ({settings.time_limit_s:g} s of solver work). " + err.summary
                 raise err
             result.values = hint
             status = "feasible"
-            prob.notes.append(f"{settings.solver} found no solution within the time limit; the greedy plan is used")
+            ph = result.phases[0] if result.phases else None
+            if ph is not None:
+                ph.objective = obj0.value(hint)
+                ph.status = "feasible"
+            prob.notes.append(f"{settings.solver} found no better solution within its work budget; the warm start (greedy or decomposition) is used")
+        elif hint is not None and _lex_better(prob.lm.objectives, hint, result.values):
+            result.values = hint  # never return worse than the warm start
+            for ph in result.phases:
+                o = next((o for o in prob.lm.objectives if o.name == ph.name), None)
+                if o is not None:
+                    ph.objective = o.value(hint)
         if status == "unknown":
             status = "feasible"
     t = mark("solve_s", t)
@@ -545,7 +582,7 @@ def build_plan(prob: Problem, x: list[float], counts, slots, holds, placed: list
     gap = relative_gap(obj, bound, status if status != "heuristic" else "feasible")
     notes = list(prob.notes)
     if result.hit_wall_clock:
-        notes.append("a wall-clock safety cap stopped the solver before its work budget: on a less loaded machine the same inputs may give a different plan")
+        notes.append("the solver stopped on a wall-clock limit (HiGHS' and CBC's limits are wall-clock; for CP-SAT its safety cap fired before the work budget): with another machine load the same inputs may give a different plan")
     if gap is not None and gap > 1e-9 and status == "feasible":
         notes.append(f"not proven optimal: {100 * gap:.2f}% gap to the best bound when the work budget ran out")
     if shed:
@@ -578,7 +615,3 @@ def build_plan(prob: Problem, x: list[float], counts, slots, holds, placed: list
         binding=binding,
         notes=notes,
     )
-
-
-def infeasible_from(err: InfeasibleError) -> InfeasibleError:  # pragma: no cover - convenience re-export
-    return err
