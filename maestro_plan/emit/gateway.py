@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from maestro_plan.emit.common import (
+    kustomization,
     EPP_PORT,
     LABEL_PREFIX,
     NAMESPACE,
@@ -98,12 +99,7 @@ def build_gateway(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, A
             files[f"inferencepool-{pool_name(m)}.yaml"] = inference_pool(plan, m, ports[m])
             for prio in sorted(classes.get(m, {"interactive"})):
                 files[f"inferenceobjective-{objective_name(m, prio)}.yaml"] = inference_objective(plan, m, prio)
-        files["kustomization.yaml"] = {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "namespace": NAMESPACE,
-            "resources": sorted(files),
-        }
+        files["kustomization.yaml"] = kustomization(files)
         out[c] = dict(sorted(files.items()))
     return out
 

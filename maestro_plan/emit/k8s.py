@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from maestro_plan.emit.common import (
+    kustomization,
     BASE_PORT,
     ENGINE_CPU_BASE,
     HEALTH_PATH,
@@ -493,12 +494,7 @@ def build_k8s(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, Any]]
             reps = sorted((r for r in plan.replicas if r.cluster == c and r.model == m), key=lambda r: r.id)
             svc = service(plan, inputs, c, m, ports[m], reps, standby.get(m, []))
             files[f"service-{svc['metadata']['name']}.yaml"] = svc
-        files["kustomization.yaml"] = {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "namespace": NAMESPACE,
-            "resources": sorted(files),
-        }
+        files["kustomization.yaml"] = kustomization(files)
         out[c] = dict(sorted(files.items()))
     return out
 
