@@ -10,8 +10,12 @@ Targets (issue 4): 1,000 GPUs / 40 models / 3 clusters / 8 workflows to <= 1 % g
 cores; 10,000 GPUs in <= 60 s with the gap reported. The process pins itself to 2 CPU cores
 (--cores) so the numbers mean the same on larger machines.
 
-    python -m benchmarks.solver_scale [--cases 100,1000,10000] [--cores 2] [--seed 0]
+    python -m benchmarks.solver_scale [--cases 100,1000,10000] [--cores 2] [--seeds 0,1,2,3]
                                       [--time-limit S] [--catalogue models/ | --embedded]
+
+Each case runs with every seed of its own list (Case.seeds) unless --seeds is given: one synthetic
+fleet per seed (the seed drives both `synth` and the solver), since one instance says little
+about a solver whose hard part is how tight a fleet happens to be.
 
 MAESTRO_BENCH_QUICK=1 (run_all --quick) runs the 100-GPU case only.
 """
@@ -45,12 +49,13 @@ class Case:
     time_limit_s: float
     target_gap: float | None = None  # relative gap the case must reach
     target_s: float | None = None  # wall-clock seconds the case must finish in
+    seeds: tuple[int, ...] = (0,)
 
 
 CASES = (
-    Case("100", 100, 10, 2, 4, time_limit_s=10.0),
-    Case("1000", 1000, 40, 3, 8, time_limit_s=10.0, target_gap=0.01, target_s=10.0),
-    Case("10000", 10000, 100, 5, 20, time_limit_s=60.0, target_s=60.0),
+    Case("100", 100, 10, 2, 4, time_limit_s=10.0, seeds=(0, 1)),
+    Case("1000", 1000, 40, 3, 8, time_limit_s=10.0, target_gap=0.01, target_s=10.0, seeds=(0, 1, 2, 3)),
+    Case("10000", 10000, 100, 5, 20, time_limit_s=60.0, target_s=60.0, seeds=(0,)),
 )
 
 
@@ -192,20 +197,20 @@ def markdown(doc: dict[str, Any]) -> str:
     lines = [
         "# Solver scale benchmark",
         "",
-        f"Synthetic fleets from `maestro-plan synth` (seed {doc['seed']}, catalogue: {doc['catalogue']}), "
+        f"Synthetic fleets from `maestro-plan synth` (one per seed, catalogue: {doc['catalogue']}), "
         f"solved with the cost objective on {len(m['cores_used']) or '?'} pinned core(s) of a {m['cpu_count']}-CPU machine "
         f"({m['platform']}, Python {m['python']}). Targets: 1,000 GPUs to <= 1 % gap in <= 10 s; 10,000 GPUs in <= 60 s.",
         "",
-        "| GPUs | models | clusters | workflows | status | solve s | cost $/h | gap | vs greedy | over LP bound | GPUs used | verified | target |",
-        "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| GPUs | models | clusters | workflows | seed | status | solve s | cost $/h | gap | vs greedy | over LP bound | GPUs used | verified | target |",
+        "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in doc["cases"]:
         c = r["case"]
         if r.get("status") == "error":
-            lines.append(f"| {c['gpus']:,} | {c['models']} | {c['clusters']} | {c['workflows']} | error: {r['error'].splitlines()[0][:100]} | | | | | | | | |")
+            lines.append(f"| {c['gpus']:,} | {c['models']} | {c['clusters']} | {c['workflows']} | {r['seed']} | error: {r['error'].splitlines()[0][:100]} | | | | | | | | |")
             continue
         lines.append(
-            f"| {c['gpus']:,} | {c['models']} | {c['clusters']} | {c['workflows']} | {r['status']} | {_fmt(r['solve_s'])} | "
+            f"| {c['gpus']:,} | {c['models']} | {c['clusters']} | {c['workflows']} | {r['seed']} | {r['status']} | {_fmt(r['solve_s'])} | "
             f"{_fmt(r['cost_per_hour'])} | {_fmt(r['gap'], pct=True)} | {_fmt(r['saving_vs_heuristic'], pct=True)} cheaper | "
             f"{_fmt(r['over_lp_bound'], pct=True)} | {_fmt(r['gpus_used'])} | {_fmt(r['verified'])} | {_fmt(r['target_met'])} |"
         )
@@ -222,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="", help="comma-separated case names (100, 1000, 10000)")
     ap.add_argument("--cores", type=int, default=2, help="pin the process to this many cores (0: do not pin)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="", help="comma-separated seeds for every case (default: each case's own list)")
     ap.add_argument("--time-limit", type=float, default=None, help="override each case's solver time limit (s)")
     ap.add_argument("--catalogue", type=Path, default=None, help="model folder to derive models from (default: ./models if present)")
     ap.add_argument("--embedded", action="store_true", help="use synth's five embedded architectures")
@@ -239,14 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         catalogue = bundled if any(bundled.glob("*.yaml")) else None
     cores = _pin(args.cores)
     doc: dict[str, Any] = {
-        "seed": args.seed,
+        "seeds": args.seeds or "per case",
         "catalogue": str(catalogue.relative_to(HERE.parent) if catalogue and catalogue.is_relative_to(HERE.parent) else catalogue or "embedded"),
         "machine": {"cpu_count": os.cpu_count(), "cores_used": cores, "platform": platform.platform(terse=True), "python": platform.python_version()},
         "cases": [],
     }
-    for c in cases:
-        print(f"solver_scale: {c.gpus} GPUs, {c.models} models, {c.clusters} clusters, {c.workflows} workflows ...", flush=True)
-        row = run_case(c, seed=args.seed, catalogue=catalogue, time_limit=args.time_limit)
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else None
+    runs = [(c, seed) for c in cases for seed in (seeds or c.seeds)]
+    for c, seed in runs:
+        print(f"solver_scale: {c.gpus} GPUs, {c.models} models, {c.clusters} clusters, {c.workflows} workflows, seed {seed} ...", flush=True)
+        row = run_case(c, seed=seed, catalogue=catalogue, time_limit=args.time_limit)
         doc["cases"].append(row)
         print("  " + json.dumps({k: row.get(k) for k in ("status", "solve_s", "cost_per_hour", "gap", "saving_vs_heuristic", "over_lp_bound", "verified", "target_met", "error")}, default=str), flush=True)
     from maestro_plan import atomic

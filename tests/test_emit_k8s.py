@@ -147,7 +147,7 @@ def test_placement_and_gpu_requests(objects) -> None:
 
 
 def test_colocated_engines_share_one_pod_and_fit_the_gpu(objects) -> None:
-    plan, inputs = fixture_plan(), fixture_inputs()
+    plan = fixture_plan()
     shared = [w for w in group_replicas(plan) if w.colocated]
     assert len(shared) == 1
     w = shared[0]

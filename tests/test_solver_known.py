@@ -246,3 +246,36 @@ def test_plan_in_force_is_kept(tmp_path: Path) -> None:
     _verified(again, inputs)
     assert [r.id for r in again.replicas] == [r.id for r in first.replicas]
     assert again.cost_per_hour == pytest.approx(first.cost_per_hour)
+
+
+def _scarce_node_fleet(tmp: Path, rate70: float = 30.0):
+    """One H100 node that the 70B model needs whole (30 req/s x 1.2 headroom: one TP4 and one TP2
+    replica serve 26.9, two TP4 45.8), and dear L4s; the 1B model's cheapest
+    option per req/s is a slice of that H100 node."""
+    pools = [S.pool("h100", "h100-sxm", count=1, price=10.0), S.pool("l4", "l4", count=2, price=30.0)]
+    wfs = [
+        S.workflow("chat", [S.role("r", M1B)], rate=0.2, priority="interactive", slo_ms=20000.0),
+        S.workflow("big", [S.role("r", "llama-3.1-70b")], rate=rate70),
+    ]
+    return S.write_inputs(tmp, clusters={"c1": pools}, models=[M1B, "llama-3.1-70b"], workflows=wfs)
+
+
+def test_greedy_keeps_a_scarce_node_for_the_model_that_needs_it(tmp_path: Path) -> None:
+    """The greedy start serves the most constrained model first (it used to give interactive
+    models their replicas first, so the 1B model took a slice of the only H100 node and the 70B
+    model then found no room: no start at all); every backend then finds the same optimum."""
+    from maestro_plan.solve import heuristic
+    from maestro_plan.solve.formulate import build_problem
+
+    inputs = S.load(_scarce_node_fleet(tmp_path))
+    prob = build_problem(inputs, S.settings(solver="greedy"))
+    counts = heuristic.greedy(prob)
+    assert counts is not None
+    used = {(prob.candidates[prob.groups[gi].cand].model, prob.pools[prob.groups[gi].pool].name) for gi in counts}
+    assert (M1B, "l4") in used and ("llama-3.1-70b", "h100") in used
+    assert (M1B, "h100") not in used
+    for solver in ("greedy", "cpsat", "highs"):
+        plan, _ = solve(inputs, S.settings(solver=solver))
+        _verified(plan, inputs)
+        assert plan.gpus_used == {"c1": {"h100-sxm": 8, "l4": 1}}, solver
+        assert plan.cost_per_hour == pytest.approx(8 * 10.0 + 30.0), solver

@@ -101,6 +101,8 @@ def test_every_plan_verifies(tmp_path_factory, case) -> None:
     rep = verify_plan(plan, inputs)
     assert rep.ok, [v.render() for v in rep.violations]
     _invariants(plan, inputs)
+    if plan.solve.bound is not None:  # a bound (LP, column generation, backend) never passes the plan
+        assert plan.solve.bound <= plan.solve.objective + 1e-6 * max(1.0, abs(plan.solve.objective))
 
 
 def _small(tmp: Path):
@@ -213,3 +215,25 @@ def test_warm_start_is_feasible_in_cpsat_integers(tmp_path: Path) -> None:
     prob.lm.objectives = prob.lm.objectives[:1]
     res = solve_cpsat(prob.lm, time_limit=5, hint=hint, params={"fix_variables_to_their_hinted_value": True})
     assert res.status == "optimal"
+
+
+@pytest.mark.parametrize("standby", [False, True])
+def test_column_generation_bound_and_start_bracket_the_optimum(tmp_path: Path, standby: bool) -> None:
+    """colgen's Lagrangian bound is at most the optimum HiGHS proves on the full model, and its
+    start (the integer master's pick) is a feasible plan costing at least that optimum."""
+    from maestro_plan.solve import heuristic
+    from maestro_plan.solve.colgen import column_generation
+    from maestro_plan.solve.formulate import build_problem
+
+    inputs = S.load(_small(tmp_path))
+    st = S.settings(solver="highs", time_limit_s=30.0, standby=standby)
+    opt, _ = solve(inputs, st)
+    assert opt.solve.status == "optimal"
+    prob = build_problem(inputs, st)
+    dec = column_generation(prob, heuristic.greedy(prob))
+    assert dec.bound is not None and dec.counts is not None
+    assert dec.bound <= opt.solve.objective * (1 + 1e-7)
+    assert dec.bound >= dec.lp_bound - 1e-9  # never weaker than the LP it starts from
+    point = heuristic.complete(prob, dec.counts, slots=dec.slots, holds=dec.holds)
+    assert point is not None
+    assert prob.lm.objectives[0].value(point) >= opt.solve.objective * (1 - 1e-7)

@@ -5,7 +5,6 @@ contradictions) caught before anything is solved (exit 2)."""
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import pytest

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from maestro_plan.errors import Collector, InputError, unknown_name_hint
+from maestro_plan.errors import Collector, unknown_name_hint
 from maestro_plan.load.schema import Cluster, GpuType, Inputs, NodePool
 from maestro_plan.plan.schema import Plan, Replica, Standby
 

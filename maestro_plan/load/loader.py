@@ -183,7 +183,7 @@ def _files_in(path: Path, what: str) -> list[Path]:
         return [path]
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in SUFFIXES)
     if not files:
-        raise InputError(f"folder has no .yaml, .yml or .json files.", file=path, hint=f"put {what} files in it or name another folder.")
+        raise InputError("folder has no .yaml, .yml or .json files.", file=path, hint=f"put {what} files in it or name another folder.")
     return files
 
 

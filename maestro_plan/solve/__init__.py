@@ -5,12 +5,12 @@ Public API:
     solve(inputs, settings, *, current_plan=None, progress=None, stage=None) -> (Plan, stats)
     SolveSettings                      the knobs (objective, solver, time_limit_s, seed, headroom, ...)
     build_problem(inputs, settings)    the typed candidate table + LinearModel (formulate.py)
-    greedy(problem) / decompose(problem)   warm starts and bounds
+    greedy(problem) / column_generation(problem, start)   warm starts and bounds
     solve_cpsat / solve_highs / solve_cbc  backends for any LinearModel
 
 Modules: model (solver-neutral LinearModel), problem (typed candidate table), formulate (inputs +
-estimator -> Problem), heuristic (first-fit decreasing), decompose (per-model Lagrangian bound and
-start), cpsat / milp (backends), place (nodes and GPU indices), explain (infeasibility),
+estimator -> Problem), heuristic (first-fit decreasing), decompose (per-model blocks), colgen (column
+generation: Lagrangian bound and integer-master start), cpsat / milp (backends), place (nodes and GPU indices), explain (infeasibility),
 planner (orchestration and Plan), packing (GAP / vector bin packing on the same core).
 """
 

@@ -1,47 +1,39 @@
-"""Per-model Lagrangian decomposition: a lower bound at least as strong as the LP's, and a
-strong starting plan, from one LP and one tiny MILP per model.
+"""Per-model blocks of the placement model: the pieces column generation (colgen.py) is built from.
 
 The placement model couples models only through shared resources: GPUs of a pool, node-shape
 cuts, cluster budgets, and swap slots. Everything else (replica counts per configuration,
-routing, zones, change penalty) belongs to one model. So:
+routing, zones, change penalty) belongs to one model. Here:
 
-1. Solve the LP relaxation of the model with GPU shares paid per replica (price x units / 8,
-   which is what the LP of the full model pays too) and read the duals of the shared rows:
-   lambda_p per GPU unit of pool p, per GPU of each node-shape cut, per $ of each budget cap.
-2. Dualise those rows: each model's block pays price x share (1 + lambda_budget) + lambda_p x
-   units (+ cut prices) per replica, and 1/STANDBY_MAX_MODELS of that for a swap slot (a slot
-   serves at most that many models); solve every block as a MILP (HiGHS, tens of integers each).
-3. Bound: L(lambda) = sum of block optima (their dual bounds when a block is not closed) - sum of
-   lambda x capacity. It is a valid lower bound for any lambda >= 0 (every full solution restricted
-   to a model is feasible for its block, pays at least the block's cost, and uses no more than the
-   capacity), and with the LP's lambda it is at least the LP bound, because each block keeps the
-   integrality of its replica counts and zone spread, where the LP loses most.
-4. Start: the blocks' solutions, priced by lambda, often fit together. If they do not, up to
-   LAGRANGE_ROUNDS subgradient rounds raise the price of over-used pools and re-solve only the
-   blocks that use them (prices only rise, so the other blocks stay optimal and every round gives
-   a valid bound; the best is kept). What still conflicts (or uses swap slots) is repaired by
-   re-solving those models one after the other, most constrained first, against what the others
-   left (standby is then left to the full solve).
+- `_prices`: the LP relaxation of the model with GPU shares paid per replica (price x units / 8,
+  which is what the LP of the full model pays too) and the duals of its shared rows: lambda_p per
+  GPU unit of pool p, per GPU of each node-shape cut, per $ of each budget cap. They price the
+  first round of blocks.
+- `_run_blocks`: every model's block (formulate.build_model with a Scope of one model, paying
+  price x share (1 + lambda_budget) + lambda_p x units (+ cut prices) per replica) solved as a
+  small MILP by HiGHS, in forked workers, results in input order (deterministic).
+- `_usage` / `fits`: what replica counts take of the shared resources, and whether they fit.
+- `_repair`: when no combination of block plans fits, the conflicting models are re-solved one
+  after the other against what the others left, the one that finds no room moved first.
+
+Bound (Lagrangian): for prices lambda >= 0, the sum of the blocks' optima (their dual bounds when a
+block is not closed) minus the priced capacities is a valid lower bound: every full plan, split per
+model, is feasible for the blocks, pays at least their optima, and uses at most the capacities.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from maestro_plan.solve.formulate import STANDBY_MAX_MODELS, Scope, build_model
+from maestro_plan.solve.formulate import Scope, build_model
 from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
 
 BLOCK_WALL_CAP_S = 10.0
 BLOCK_REL_GAP = 1e-4  # blocks stop at 0.01%: the bound adds each block's dual bound, so it stays valid
 BLOCK_MAX_NODES = 2000  # deterministic work limit per block (its dual bound still counts)
 MAX_INTEGER_VARIABLES = 20000  # above this the full model skips the decomposition (see planner.py)
-LAGRANGE_ROUNDS = 0  # subgradient rounds on over-used pools before the sequential repair. Measured on
-# `maestro-plan synth --gpus 1000 --models 40 --workflows 8 --seed 1`: 0 rounds start $905.8/h,
-# 1 round $922.9/h, 3 rounds $933.1/h, with the same bound; so none by default
-LAGRANGE_STEP = 0.5  # price increase per round: step x GPU-share price x relative over-use
+REPAIR_ATTEMPTS = 4  # sequential repairs, each with the model that found no room moved first
 
 
 @dataclass
@@ -52,6 +44,8 @@ class Decomposition:
     exact_fit: bool  # the priced blocks' own optima fit together
     wall_s: float
     blocks: int
+    slots: dict[int, int] | None = None  # swap slots of the start (slot type -> 1)
+    holds: dict[int, int] | None = None  # standby options held in them (option -> 1)
 
 
 def _prices(prob: Problem, standby: bool = True) -> tuple[float | None, dict[int, float], dict[tuple[int, int], float], dict[str, float]]:
@@ -111,13 +105,15 @@ def _block_result(prob: Problem, scope: Scope, seed: int) -> tuple[float | None,
     return val, got, any(res.values[vi] > 0.5 for vi in v.slot.values())
 
 
-def _worker(job: tuple[str, Scope, int]) -> tuple[float | None, dict[int, int] | None, bool]:
+def _worker(job):
     assert _SHARED is not None
-    return _block_result(_SHARED, job[1], job[2])
+    fn = job[3] if len(job) > 3 else _block_result
+    return fn(_SHARED, job[1], job[2])
 
 
-def _run_blocks(prob: Problem, jobs: list[tuple[str, Scope]]) -> list[tuple[float | None, dict[int, int] | None, bool]]:
-    """Solve the blocks, in `workers` forked processes where the platform allows (each block is
+def _run_blocks(prob: Problem, jobs: list[tuple[str, Scope]], fn=None) -> list:
+    """Solve the blocks with `fn` (default: _block_result; a module-level function, so that forked
+    workers can run it), in `workers` forked processes where the platform allows (each block is
     deterministic, and results are collected in input order, so the outcome does not depend on
     scheduling)."""
     global _SHARED
@@ -136,12 +132,12 @@ def _run_blocks(prob: Problem, jobs: list[tuple[str, Scope]]) -> list[tuple[floa
             _SHARED = prob
             try:
                 with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-                    return list(ex.map(_worker, [(m, sc, seed) for m, sc in jobs], chunksize=max(1, len(jobs) // (4 * workers))))
+                    return list(ex.map(_worker, [(m, sc, seed, fn or _block_result) for m, sc in jobs], chunksize=max(1, len(jobs) // (4 * workers))))
             except Exception:  # pragma: no cover - e.g. fork refused in a sandbox: run in-process
                 pass
             finally:
                 _SHARED = None
-    return [_block_result(prob, sc, seed) for _, sc in jobs]
+    return [(fn or _block_result)(prob, sc, seed) for _, sc in jobs]
 
 
 def _usage(prob: Problem, counts: dict[int, int]):
@@ -191,70 +187,33 @@ def _const(prob: Problem, unit, cut, budget) -> float:
     return const
 
 
-def _scope(m: str, unit, cut, budget) -> Scope:
-    return Scope(models=frozenset([m]), fractional=True, standby=True, slot_cost_share=1.0 / STANDBY_MAX_MODELS, tie_break=False, unit_price=unit, cut_price=cut, budget_price=budget)
-
-
-def decompose(prob: Problem) -> Decomposition:
-    t0 = time.perf_counter()
-    s = prob.settings
-    models = sorted({d.model for d in prob.demands})
-    if s.objective != "cost" or not models:
-        return Decomposition(None, None, None, False, 0.0, 0)
-    lp, unit, cut, budget = _prices(prob)
-    if lp is None:
-        return Decomposition(None, None, None, False, time.perf_counter() - t0, 0)
-    cut0, budget0 = cut, budget
-    unit0 = dict(unit)
-    val: dict[str, float | None] = {}
-    got: dict[str, dict[int, int] | None] = {}
-    slot: dict[str, bool] = {}
-    todo = list(models)
-    best_bound: float | None = None
-    for it in range(LAGRANGE_ROUNDS + 1):
-        jobs = [(m, _scope(m, unit, cut, budget)) for m in todo]
-        for m, (v_, g_, s_) in zip(todo, _run_blocks(prob, jobs)):
-            val[m], got[m], slot[m] = v_, g_, s_
-        if all(val[m] is not None for m in models):
-            b = math.fsum(val[m] for m in models) - _const(prob, unit, cut, budget)  # type: ignore[misc]
-            best_bound = b if best_bound is None else max(best_bound, b)
-        counts = {gi: n for m in models for gi, n in (got[m] or {}).items()}
-        complete = all(got[m] is not None for m in models)
-        standby_used = any(slot.values())
-        if complete and not standby_used and counts and fits(prob, counts):
-            bound = None if best_bound is None else max(lp, best_bound)
-            return Decomposition(bound, lp, counts, True, time.perf_counter() - t0, len(models))
-        if it == LAGRANGE_ROUNDS:
-            break
-        # subgradient step on the over-used pools only (prices only rise, so a block that uses
-        # none of them keeps its optimum and need not be solved again)
-        units, _ = _usage(prob, counts)
-        raised = set()
-        for pi, u in sorted(units.items()):
-            p = prob.pools[pi]
-            if u > p.units:
-                step = LAGRANGE_STEP * p.price_per_gpu_hour / UNITS_PER_GPU * (u - p.units) / p.units
-                unit = {**unit, pi: unit.get(pi, 0.0) + step}
-                raised.add(pi)
-        if not raised:
-            break
-        todo = [m for m in models if got[m] is None or any(prob.groups[gi].pool in raised for gi in (got[m] or {}))]
-    bound = None if best_bound is None else max(lp, best_bound)
-    # the start uses no swap slot (the full solve may add them): blocks that chose one are solved
-    # again without standby, at the same prices
-    slot_models = sorted(m for m in models if slot.get(m))
-    if slot_models:
-        jobs = [(m, Scope(models=frozenset([m]), fractional=True, standby=False, tie_break=False, unit_price=unit0, cut_price=cut0, budget_price=budget0)) for m in slot_models]
-        for m, (_v, g_, _s) in zip(slot_models, _run_blocks(prob, jobs)):
-            got[m] = g_
-    # repair: keep the blocks that touch no over-used resource, re-solve the others in turn
-    per_model = {m: set((got[m] or {}).keys()) for m in models if got[m] is not None}
-    counts = {gi: n for m in models for gi, n in (got[m] or {}).items()}
-    if all(got[m] is not None for m in models) and counts and fits(prob, counts):
-        return Decomposition(bound, lp, counts, False, time.perf_counter() - t0, len(models))
-    keep, redo = _conflicts(prob, models, counts, per_model, set())
-    seq = _sequential(prob, redo, unit0, cut0, budget0, {gi: n for gi, n in counts.items() if prob.candidates[prob.groups[gi].cand].model in keep})
-    return Decomposition(bound, lp, seq, False, time.perf_counter() - t0, len(models))
+def _repair(prob: Problem, keep: set[str], redo: list[str], counts: dict[int, int], unit, cut, budget) -> dict[int, int] | None:
+    """Re-solve the `redo` models in turn against what the kept ones use. A model that finds no
+    room goes first next time, and kept models using any pool it could use join the re-solved
+    ones (up to REPAIR_ATTEMPTS times)."""
+    keep = set(keep)
+    first: list[str] = []
+    model_of = {gi: prob.candidates[prob.groups[gi].cand].model for gi in counts}
+    pools_of: dict[str, set[int]] = defaultdict(set)
+    for g in prob.groups:
+        pools_of[prob.candidates[g.cand].model].add(g.pool)
+    used_pools: dict[str, set[int]] = defaultdict(set)
+    for gi in counts:
+        used_pools[model_of[gi]].add(prob.groups[gi].pool)
+    for _ in range(REPAIR_ATTEMPTS):
+        fixed = {gi: n for gi, n in counts.items() if model_of[gi] in keep}
+        seq, failed = _sequential(prob, list(redo), unit, cut, budget, fixed, first=first)
+        if seq is not None:
+            return seq
+        if failed is None:
+            return None
+        evict = sorted(m for m in keep if used_pools[m] & pools_of[failed])
+        if first and first[0] == failed and not evict:
+            return None  # it finds no room even first, against the re-solved models only
+        keep -= set(evict)
+        redo = sorted(set(redo) | set(evict))
+        first = [failed] + [m for m in first if m != failed]
+    return None
 
 
 def _conflicts(prob: Problem, models: list[str], counts: dict[int, int], per_model: dict[str, set[int]], slot_models: set[str]) -> tuple[set[str], list[str]]:
@@ -280,9 +239,10 @@ def _conflicts(prob: Problem, models: list[str], counts: dict[int, int], per_mod
     return keep, redo
 
 
-def _sequential(prob: Problem, models: list[str], unit, cut_price, budget_price, fixed: dict[int, int] | None = None) -> dict[int, int] | None:
-    """Models one after the other (fewest pools first, then largest), each against what is left
-    by `fixed` and the models before it."""
+def _sequential(prob: Problem, models: list[str], unit, cut_price, budget_price, fixed: dict[int, int] | None = None, first: list[str] | None = None) -> tuple[dict[int, int] | None, str | None]:
+    """Models one after the other (`first`, then fewest pools first, then largest), each against
+    what is left by `fixed` and the models before it. Returns (counts, None), or (None, the model
+    that found no room)."""
     npools: dict[str, set[int]] = defaultdict(set)
     load: dict[str, float] = defaultdict(float)
     for g in prob.groups:
@@ -290,6 +250,7 @@ def _sequential(prob: Problem, models: list[str], unit, cut_price, budget_price,
     for d in prob.demands:
         load[d.model] += d.rate_rps * d.provision_factor
     order = sorted(models, key=lambda m: (len(npools[m]), -load[m], m))
+    order = [m for m in (first or []) if m in order] + [m for m in order if m not in (first or [])]
     seq: dict[int, int] = dict(fixed or {})
     caps = {c.name: c.budget_per_hour for c in prob.inputs.inventory.clusters if c.budget_per_hour is not None}
     for m in order:
@@ -321,9 +282,9 @@ def _sequential(prob: Problem, models: list[str], unit, cut_price, budget_price,
         )
         lm, v, res = _block(prob, scope, prob.settings.seed)
         if res.values is None:
-            return None
+            return None, m
         for gi, vi in v.n.items():
             n = int(round(res.values[vi]))
             if n > 0:
                 seq[gi] = n
-    return seq if fits(prob, seq) else None
+    return (seq, None) if fits(prob, seq) else (None, None)

@@ -148,8 +148,10 @@ def _links(inputs) -> set[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------
 
 
-def elastic(prob, *, time_limit: float = 30.0) -> InfeasibleError:
-    """Solve the model with penalised slack per constraint family; describe what is short."""
+def elastic(prob, *, time_limit: float = 30.0, proved: bool = True, limit_s: float | None = None) -> InfeasibleError:
+    """Solve the model with penalised slack per constraint family; describe what is short.
+    `proved`: a backend proved the model infeasible (otherwise none found a plan within
+    `limit_s` seconds of work, and the message says so)."""
     from maestro_plan.solve.milp import solve_highs
 
     base = prob.lm
@@ -250,6 +252,11 @@ def elastic(prob, *, time_limit: float = 30.0) -> InfeasibleError:
             key = ref[len("demand[") : -1]
             d = next(d for d in prob.demands if d.key == key)
             shortfalls.append(Shortfall("demand", f"{d.priority} demand for '{d.model}' from '{d.source}'", round(d.rate_rps, 6), round(d.rate_rps * (1 - val), 6), "req/s", "no capacity can be routed to it"))
+    if not proved:
+        lead = f"no plan found within the time limit ({limit_s:g} s of solver work)" if limit_s is not None else "no plan found"
+        if not shortfalls:
+            return InfeasibleError(f"{lead}, and the relaxed model finds no resource short: a plan may exist; try a longer --time-limit or another --solver")
+        return InfeasibleError(f"{lead}; the smallest additions that make one possible:", shortfalls)
     if not shortfalls:
         return InfeasibleError("no plan satisfies the constraints (the solver proved it), but no single resource is short: check budget caps and zone spread together")
     return InfeasibleError("no plan satisfies the constraints; the smallest additions that make one possible:", shortfalls)

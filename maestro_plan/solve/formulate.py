@@ -620,6 +620,10 @@ class Scope:
     unit_price: dict[int, float] | None = None
     cut_price: dict[tuple[int, int], float] | None = None
     budget_price: dict[str, float] | None = None
+    # prices of the swap slots' shared rows (colgen.py; with them a slot itself costs the block
+    # nothing, since the master pays for it): per slot type, ($/h per busy second per second,
+    # $/h per model held, $/h per GiB of host DRAM held)
+    slot_price: dict[int, tuple[float, float, float]] | None = None
 
 
 def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel, Vars]:
@@ -810,7 +814,19 @@ def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel,
             return c
 
         cost = {v.n[g.index]: item_cost(g.pool, cands[g.cand].units, cands[g.cand].tp) for g in groups}
-        cost.update({v.slot[t.index]: item_cost(t.pool, t.units, t.tp) * sc.slot_cost_share for t in slot_types})
+        if sc.slot_price is None:
+            cost.update({v.slot[t.index]: item_cost(t.pool, t.units, t.tp) * sc.slot_cost_share for t in slot_types})
+        else:
+            for a in sarcs:
+                o = prob.standby_options[a.option]
+                d = prob.demands[a.demand]
+                busy = sc.slot_price.get(o.slot, (0.0, 0.0, 0.0))[0]
+                if busy:
+                    cost[v.sflow[a.index]] = busy * d.rate_rps * d.provision_factor * (1.0 + h) * a.busy_s_per_request
+            for o in options:
+                _b, held, dram = sc.slot_price.get(o.slot, (0.0, 0.0, 0.0))
+                if held or dram:
+                    cost[v.hold[o.index]] = held + dram * o.weight_bytes / GIB
     else:
         cost = {v.gpus[pi]: pools[pi].price_per_gpu_hour for pi in used_pools}
     for k, c in change_terms.items():

@@ -1,9 +1,10 @@
 """Greedy first-fit-decreasing placement: the warm start for the exact backends and the baseline
 the benchmarks compare against (`--solver greedy`).
 
-1. Demands most constrained first (fewest node pools that can serve them), then by provisioned
+1. Models most constrained first (fewest node pools that can serve them), then by provisioned
    load (rate x peak factor x (1 + headroom)), largest first (the "decreasing"); under goodput,
-   interactive demand before batch.
+   models with interactive demand before the others. Each model first gets a replica in every
+   failure domain it needs, then serves its demands (most constrained, largest first).
 2. Each demand first fills spare capacity of replica groups already opened that it may use
    (nearest cluster first), then opens replicas one at a time, each time the option with the lowest
    price per useful req/s: price x GPUs / min(capacity, what is still unserved) - so a small
@@ -11,7 +12,8 @@ the benchmarks compare against (`--solver greedy`).
    node-shape cuts hold and the cluster's budget cap is not exceeded.
 3. Interactive models that end up in fewer failure domains than required get their cheapest
    replica in each missing domain.
-Under --objective goodput, demand that finds no capacity is shed instead of failing.
+Under --objective goodput, demand that finds no capacity is shed instead of failing. Otherwise a
+model that finds no room is moved to the front and the pass starts again (GREEDY_RETRIES times).
 
 Returns replica counts per group; `complete` turns counts into a full assignment of the linear
 model (GPUs, zones, change variables fixed; flows from the LP of `polish`).
@@ -74,7 +76,26 @@ class _State:
         self.n[gi] += 1
 
 
+GREEDY_RETRIES = 8
+"""Restarts of the greedy pass, each with the model that found no room moved to the front (a
+"squeaky wheel" retry: a small model must not take the last slices of a node that a big model
+needs whole)."""
+
+
 def greedy(prob: Problem) -> dict[int, int] | None:
+    first: list[str] = []
+    for _ in range(GREEDY_RETRIES + 1):
+        counts, failed = _greedy_pass(prob, first)
+        if failed is None:
+            return counts
+        if first and first[0] == failed:
+            return None  # it fails even when served first
+        first = [failed] + [m for m in first if m != failed]
+    return None
+
+
+def _greedy_pass(prob: Problem, first: list[str]) -> tuple[dict[int, int] | None, str | None]:
+    """One pass; returns (counts, None) or (None, the model that found no room)."""
     st = _State(prob)
     h = prob.settings.headroom
     goodput = prob.settings.objective == "goodput"
@@ -91,6 +112,7 @@ def greedy(prob: Problem) -> dict[int, int] | None:
             for _ in range(cnt):
                 if st.can_add(gi):
                     st.add(gi)
+
     def load(d) -> float:
         return d.rate_rps * d.provision_factor * (1.0 + h)
 
@@ -98,30 +120,29 @@ def greedy(prob: Problem) -> dict[int, int] | None:
     for gi, cnt in st.n.items():
         spare[gi] = cnt * prob.groups[gi].capacity.rps
 
-
-    # most constrained first (fewest pools that can serve it), then largest: a demand that only
-    # a few pools can take must not find them filled by demands that had other options
-    npools = {d.index: len({prob.groups[prob.arcs[ai].group].pool for ai in prob.arcs_of_demand.get(d.index, [])}) for d in prob.demands}
-    if goodput:
-        order = sorted(prob.demands, key=lambda d: (d.priority != "interactive", npools[d.index], -load(d), d.key))
-    else:
-        order = sorted(prob.demands, key=lambda d: (npools[d.index], -load(d), d.key))
     covered: dict[str, set] = defaultdict(set)
     for gi, cnt in st.n.items():
         if cnt > 0:
             covered[prob.candidates[prob.groups[gi].cand].model].add(prob.pools[prob.groups[gi].pool].failure_domain)
-    # minimal deployments first: every interactive model gets a replica in each required failure
-    # domain before any demand is served (most constrained models first), so that no model finds
-    # the only pools of its second zone taken by others
     groups_of: dict[str, list] = defaultdict(list)
     for g in prob.groups:
         groups_of[prob.candidates[g.cand].model].append(g)
-    zone_models = sorted(prob.zones_required, key=lambda m: (len({g.pool for g in groups_of[m]}), m))
+    demands_of: dict[str, list] = defaultdict(list)
     model_load: dict[str, float] = defaultdict(float)
     for d in prob.demands:
+        demands_of[d.model].append(d)
         model_load[d.model] += load(d)
-    for m in zone_models:
-        while len(covered[m]) < prob.zones_required[m]:
+    # models most constrained first (fewest pools that can serve them), then largest: a model
+    # that only a few pools can take must not find them filled by models that had other options;
+    # each model gets its failure domains, then its demand; under goodput interactive models first
+    npools = {d.index: len({prob.groups[prob.arcs[ai].group].pool for ai in prob.arcs_of_demand.get(d.index, [])}) for d in prob.demands}
+    mpools = {m: len({g.pool for g in gs}) for m, gs in groups_of.items()}
+    interactive = {d.model for d in prob.demands if d.priority == "interactive"}
+    models = sorted(set(demands_of) | set(prob.zones_required), key=lambda m: (goodput and m not in interactive, mpools.get(m, 0), -model_load[m], m))
+    models = [m for m in first if m in models] + [m for m in models if m not in first]
+
+    def zone_cover(m: str) -> None:
+        while len(covered[m]) < prob.zones_required.get(m, 0):
             best = None
             for g in groups_of[m]:
                 p = prob.pools[g.pool]
@@ -133,55 +154,59 @@ def greedy(prob: Problem) -> dict[int, int] | None:
                 if best is None or score < best[0]:
                     best = (score, g.index)
             if best is None:
-                break
+                return
             st.add(best[1])
             spare[best[1]] += prob.groups[best[1]].capacity.rps
             covered[m].add(prob.pools[prob.groups[best[1]].pool].failure_domain)
-    for d in order:
-        need = load(d)
-        rem = 1.0
-        arcs = sorted(prob.arcs_of_demand.get(d.index, []), key=lambda ai: (prob.arcs[ai].net_ms, prob.groups[prob.arcs[ai].group].key))
-        for ai in arcs:
-            gi = prob.arcs[ai].group
-            if spare[gi] > 1e-12 and rem > 1e-12:
+
+    for m in models:
+        zone_cover(m)
+        order = sorted(demands_of[m], key=lambda d: (goodput and d.priority != "interactive", npools[d.index], -load(d), d.key))
+        for d in order:
+            need = load(d)
+            rem = 1.0
+            arcs = sorted(prob.arcs_of_demand.get(d.index, []), key=lambda ai: (prob.arcs[ai].net_ms, prob.groups[prob.arcs[ai].group].key))
+            for ai in arcs:
+                gi = prob.arcs[ai].group
+                if spare[gi] > 1e-12 and rem > 1e-12:
+                    take = min(rem, spare[gi] / need)
+                    spare[gi] -= take * need
+                    rem -= take
+            while rem > 1e-9:
+                best = None
+                want_zone = len(covered[d.model]) < prob.zones_required.get(d.model, 0)
+                for ai in arcs:
+                    a = prob.arcs[ai]
+                    g = prob.groups[a.group]
+                    if not st.can_add(g.index):
+                        continue
+                    c = prob.candidates[g.cand]
+                    p = prob.pools[g.pool]
+                    useful = min(g.capacity.rps, rem * need)
+                    # while the model lacks failure domains, a replica in a new domain comes first
+                    new_zone = 0 if (want_zone and p.failure_domain not in covered[d.model]) else 1
+                    score = (new_zone, p.price_per_gpu_hour * c.units / UNITS_PER_GPU / useful, a.net_ms, g.key)
+                    if best is None or score < best[0]:
+                        best = (score, g.index)
+                if best is None:
+                    if goodput:
+                        break
+                    return None, m
+                gi = best[1]
+                st.add(gi)
+                covered[d.model].add(prob.pools[prob.groups[gi].pool].failure_domain)
+                spare[gi] += prob.groups[gi].capacity.rps
+                # the new replica may also serve this demand's other arcs into the same group: just fill
                 take = min(rem, spare[gi] / need)
                 spare[gi] -= take * need
                 rem -= take
-        while rem > 1e-9:
-            best = None
-            want_zone = len(covered[d.model]) < prob.zones_required.get(d.model, 0)
-            for ai in arcs:
-                a = prob.arcs[ai]
-                g = prob.groups[a.group]
-                if not st.can_add(g.index):
-                    continue
-                c = prob.candidates[g.cand]
-                p = prob.pools[g.pool]
-                useful = min(g.capacity.rps, rem * need)
-                # while the model lacks failure domains, a replica in a new domain comes first
-                new_zone = 0 if (want_zone and p.failure_domain not in covered[d.model]) else 1
-                score = (new_zone, p.price_per_gpu_hour * c.units / UNITS_PER_GPU / useful, a.net_ms, g.key)
-                if best is None or score < best[0]:
-                    best = (score, g.index)
-            if best is None:
-                if goodput:
-                    break
-                return None
-            gi = best[1]
-            st.add(gi)
-            covered[d.model].add(prob.pools[prob.groups[gi].pool].failure_domain)
-            spare[gi] += prob.groups[gi].capacity.rps
-            # the new replica may also serve this demand's other arcs into the same group: just fill
-            take = min(rem, spare[gi] / need)
-            spare[gi] -= take * need
-            rem -= take
     # failure domains
     for m, need_z in sorted(prob.zones_required.items()):
         have = {prob.pools[prob.groups[gi].pool].failure_domain for gi, c in st.n.items() if c > 0 and prob.candidates[prob.groups[gi].cand].model == m}
         while len(have) < need_z:
             best = None
-            for g in prob.groups:
-                if prob.candidates[g.cand].model != m or prob.pools[g.pool].failure_domain in have or not st.can_add(g.index):
+            for g in groups_of[m]:
+                if prob.pools[g.pool].failure_domain in have or not st.can_add(g.index):
                     continue
                 c = prob.candidates[g.cand]
                 p = prob.pools[g.pool]
@@ -189,10 +214,10 @@ def greedy(prob: Problem) -> dict[int, int] | None:
                 if best is None or score < best[0]:
                     best = (score, g.index)
             if best is None:
-                return None
+                return None, m
             st.add(best[1])
             have.add(prob.pools[prob.groups[best[1]].pool].failure_domain)
-    return {gi: c for gi, c in sorted(st.n.items()) if c > 0}
+    return {gi: c for gi, c in sorted(st.n.items()) if c > 0}, None
 
 
 def fixed_values(prob: Problem, counts: dict[int, int], slots: dict[int, int] | None = None, holds: dict[int, int] | None = None) -> dict[int, float]:
@@ -249,11 +274,12 @@ def polish(prob: Problem, fixed: dict[int, float], *, time_limit: float = 30.0) 
     return solve_highs(lm, time_limit=time_limit, seed=prob.settings.seed, relax=True)
 
 
-def complete(prob: Problem, counts: dict[int, int] | None, *, time_limit: float = 30.0) -> list[float] | None:
-    """A full point of the linear model from replica counts (None if the counts cannot carry the demand)."""
+def complete(prob: Problem, counts: dict[int, int] | None, *, time_limit: float = 30.0, slots: dict[int, int] | None = None, holds: dict[int, int] | None = None) -> list[float] | None:
+    """A full point of the linear model from replica counts and swap slots (None if they cannot
+    carry the demand)."""
     if counts is None:
         return None
-    fixed = fixed_values(prob, counts)
+    fixed = fixed_values(prob, counts, slots, holds)
     res = polish(prob, fixed, time_limit=time_limit)
     if res.values is None or res.status not in ("optimal", "feasible"):
         return None

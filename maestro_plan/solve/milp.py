@@ -128,6 +128,7 @@ def solve_highs(
     values: list[float] | None = list(hint) if hint is not None else None
     final_status = "unknown"
     hit = False
+    iters = 0
     ms = highspy.HighsModelStatus
     for k in range(n_phases):
         if model.objectives and not run_phase(model.objectives, k, [ph.status for ph in phases]):
@@ -142,6 +143,7 @@ def solve_highs(
         wall = time.perf_counter() - ts
         st = h.getModelStatus()
         info = h.getInfo()
+        iters += max(0, int(info.simplex_iteration_count))
         has_sol = info.primal_solution_status == highspy.kSolutionStatusFeasible
         if st == ms.kOptimal:
             status = "optimal"
@@ -198,6 +200,7 @@ def solve_highs(
         phases=phases,
         wall_s=time.perf_counter() - t0,
         hit_wall_clock=hit,
+        lp_iterations=iters,
     )
 
 

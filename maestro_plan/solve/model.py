@@ -164,6 +164,7 @@ class SolveResult:
     deterministic_time: float | None = None
     hit_wall_clock: bool = False
     message: str = ""
+    lp_iterations: int = 0  # simplex iterations (HiGHS): a deterministic measure of work done
 
     @property
     def objective(self) -> float | None:

@@ -3,13 +3,15 @@
     plan, stats = solve(inputs, settings, current_plan=None, progress=None)
 
 Steps: build the Problem once (formulate.py; pre-checks may raise InfeasibleError), greedy warm
-start (heuristic.py), LP bound (HiGHS, relaxation of the same model), per-model Lagrangian
-decomposition (decompose.py: a bound at least the LP's and usually a better start; skipped above
-MAX_INTEGER_VARIABLES), the chosen backend (CP-SAT from the better start, rounded so that it is
-feasible in CP-SAT's integers; HiGHS; CBC; or the greedy result itself), elastic explanation if
-the backend proves infeasibility, the flow LP with every integer fixed (exact float routing),
-placement on nodes (place.py), and the Plan. The plan never costs more than the warm start, and
-its bound is the best of the backend's, the LP's and the decomposition's. Determinism: everything is sorted, the plan holds no wall-clock figure and no timestamp;
+start (heuristic.py), LP bound (HiGHS, relaxation of the same model), column generation over
+per-model plans (colgen.py: a Lagrangian bound at least the LP's, and a start picked by a small
+integer master; skipped above decompose.MAX_INTEGER_VARIABLES), the chosen backend (CP-SAT from the
+better start, rounded so that it is feasible in CP-SAT's integers; HiGHS; CBC; or the greedy result
+itself; if CP-SAT finds nothing, HiGHS on the float model decides before anything is called
+infeasible), elastic explanation if infeasibility is proven, the flow LP with every integer fixed
+(exact float routing), placement on nodes (place.py), and the Plan. The plan never costs more than
+the warm start, and its bound is the best of the backend's, the LP's and column generation's.
+Determinism: everything is sorted, the plan holds no wall-clock figure and no timestamp;
 `plan_id` is the SHA-256 of the input digests and the settings. Wall-clock seconds go to `stats`
 (the CLI writes them to solve-stats.json).
 
@@ -55,6 +57,7 @@ STANDBY_PREFIX = "standby:"
 FLOW_EPS = 1e-9
 CPSAT_SHARE = 0.4  # CP-SAT's deterministic work budget, x --time-limit (greedy, LP and the per-model
 # decomposition are bounded work that takes most of the rest; see decompose.py)
+CPSAT_SHARE_AFTER_CG = 0.05  # after column generation (colgen.py) took most of the budget
 CPSAT_SHARE_LARGE = 0.2  # above decompose.MAX_INTEGER_VARIABLES: CP-SAT's presolve alone overshoots
 # its deterministic limit there (37.7 units for a budget of 20.4 on synth 10,000 GPUs / 100 models)
 
@@ -129,6 +132,8 @@ def run_backend(prob: Problem, hint: list[float] | None, progress: Callable | No
 
         start = heuristic.cpsat_hint(prob, hint) or hint
         share = CPSAT_SHARE if prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES else CPSAT_SHARE_LARGE
+        if prob.stats.get("column_generation"):
+            share = CPSAT_SHARE_AFTER_CG
         return solve_cpsat(prob.lm, time_limit=share * s.time_limit_s, seed=s.seed, workers=s.workers, hint=start, progress=progress)
     if s.solver == "highs":
         from maestro_plan.solve.milp import solve_highs
@@ -198,13 +203,14 @@ def solve(
 
     if settings.solver != "greedy" and settings.objective == "cost" and prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES:
         if stage:
-            stage("per-model decomposition")
-        from maestro_plan.solve.decompose import decompose
+            stage("column generation over per-model plans")
+        from maestro_plan.solve.colgen import column_generation
 
-        dec = decompose(prob)
+        dec = column_generation(prob, counts)
+        prob.stats["column_generation"] = dec.blocks
         dec_bound = dec.bound
         if dec.counts is not None:
-            dhint = heuristic.complete(prob, dec.counts)
+            dhint = heuristic.complete(prob, dec.counts, slots=dec.slots, holds=dec.holds)
             dec_start = cost_obj.value(dhint) if dhint is not None else None
             if dhint is not None and (hint is None or _better(prob.lm.objectives[0], prob.lm.objectives[0].value(dhint), prob.lm.objectives[0].value(hint))):
                 hint = dhint
@@ -227,15 +233,28 @@ def solve(
         _merge_bound(result, obj0, dec_bound)
         _merge_bound(result, obj0, lp_bound)
         status = result.status
+        if result.values is None and hint is None and settings.solver == "cpsat":
+            # CP-SAT found nothing (its conservative integer rounding can even make a tight but
+            # feasible model infeasible): HiGHS on the float model decides
+            from maestro_plan.solve.milp import solve_highs
+
+            fb = solve_highs(prob.lm, time_limit=max(5.0, settings.time_limit_s), seed=settings.seed)
+            if fb.values is not None:
+                _merge_bound(fb, obj0, dec_bound)
+                _merge_bound(fb, obj0, lp_bound)
+                result, status = fb, fb.status
+                prob.notes.append("CP-SAT found no plan in its work budget; this one is HiGHS' on the float model (a wall-clock limit: the result may depend on machine load)")
+            elif fb.status == "infeasible":
+                status = "infeasible"
+            else:
+                status = "unknown"
         if status == "infeasible" and hint is None:
             raise explain.elastic(prob, time_limit=max(5.0, settings.time_limit_s))
         if result.values is None or status == "infeasible":
             # CP-SAT's integer rounding can lose a point that exists in floats; the warm start is
             # feasible for the float model, so it is used rather than reporting infeasibility
             if hint is None:
-                err = explain.elastic(prob, time_limit=max(5.0, settings.time_limit_s))
-                err.summary = f"no plan found within the time limit ({settings.time_limit_s:g} s of solver work). " + err.summary
-                raise err
+                raise explain.elastic(prob, time_limit=max(5.0, settings.time_limit_s), proved=False, limit_s=settings.time_limit_s)
             result.values = hint
             status = "feasible"
             ph = result.phases[0] if result.phases else None
