@@ -2,38 +2,39 @@
 the strongest bound of that decomposition, and a start chosen by a small integer program.
 
 A *column* is one model's whole configuration: its replica counts per group (so its routing,
-zones and change penalty are settled inside the column), with what it uses of the shared
-resources (GPU units per pool, GPUs per node-shape cut, $/h per budget-capped cluster).
+zones and change penalty are settled inside the column), the standby options it holds, and what
+it uses of the shared resources (GPU units per pool, GPUs per node-shape cut, $/h per budget-capped
+cluster, and per swap slot: busy time, models held, host DRAM).
 
-1. Columns to start from: the greedy plan and the decomposition blocks at the duals of the LP
-   relaxation, split per model.
-2. Restricted master LP: choose a convex combination of columns per model within the shared
-   capacities (with priced elastic slack on the capacity rows, so that it always solves). Its
-   duals price the shared resources; every model's block (decompose.py, a small MILP) is solved
-   at those prices and its optimum joins the columns. Prices are smoothed towards the best
-   prices seen so far (Wentges), which damps the usual oscillation of column generation.
-   The rounds are a fixed number (CG_ROUNDS, or until no block finds a better column): the
-   work does not depend on the machine, so the result is deterministic.
-3. Swap slots (warm standby) are shared too: the master owns a 0/1 variable K per slot type
-   (paid at the slot's GPU share, counted in its pool's inventory), and three rows per slot type
-   price what a model's column takes of it: busy time (sum <= K), models held (sum <= 4 K) and
-   host DRAM (sum <= cap x K). A block pays those prices for its standby flows and holds; its own
-   slot variable is free (the master pays for the slot).
-4. Bound: every round's prices give a Lagrangian bound, L = sum of block optima - priced
-   capacities + sum over pools of min(0, cheapest reduced cost of opening a swap slot there). It
-   is valid for any non-negative prices, because every row priced is implied by the full model's
-   rows (busy <= k, holds <= k and <= 4, DRAM <= cap), so any full plan split per model is feasible
-   for the blocks and pays at least L.
-5. Start: the master as an integer program (one column per model, whole GPUs per pool, slots 0/1,
-   node-shape cuts and budget caps exact), solved by HiGHS with a node limit. The columns of an LP-optimal
-   combination are seldom the cheapest integer combination on their own; the smoothed rounds
-   leave a spread of near-optimal columns from which the integer master picks.
+1. Columns to start from: the greedy plan, split per model.
+2. Round 0 prices every model's block (decompose.py: a small MILP) at the duals of the LP
+   relaxation. Models that may hold a swap slot may do so, each model held paying a quarter of
+   the slot (at most STANDBY_MAX_MODELS share one), so that its Lagrangian bound is valid for the
+   full model.
+3. Later rounds: the restricted master LP (a convex combination of columns per model within the
+   shared capacities, with priced elastic slack so that it always solves) gives duals; every
+   block is solved again at those prices, smoothed towards the best prices so far (Wentges), and
+   without standby (faster; their bound holds for the model without standby). Each block starts
+   from its previous solution (only its objective changed). The rounds stop at CG_ROUNDS, when no
+   block offers a new column, or when the blocks have spent the work budget: HiGHS simplex
+   iterations plus branch-and-bound nodes, a count rather than seconds, so that the plan does not
+   depend on the machine's load.
+4. The standby round: at the best no-standby prices, the slot models' blocks are solved with
+   standby (slot types the master prices keep its prices, the others a quarter share), which makes
+   that bound valid for the full model and adds standby columns.
+5. Swap slots in the master: a 0/1 variable K per slot type (paid at the slot's GPU share, counted
+   in its pool's inventory) and three rows per slot type (busy <= K, models held <= 4 K, DRAM <= cap
+   x K). Bound: L = sum of block optima - priced capacities + sum over pools of min(0, cheapest
+   reduced cost of opening a slot there); valid for any non-negative prices, since every priced row
+   is implied by the full model's rows.
+6. Start: the master as an integer program (one column per model, whole GPUs per pool, slots 0/1,
+   node-shape cuts and budget caps exact; HiGHS with a node limit). Then up to RESIDUAL_PASSES
+   times every model is re-planned alone against what the others of the picked plan leave (real
+   prices, exact capacities), and the master picks again: priced columns fit on average, these
+   fit next to the rest by construction.
 
-Measured (benchmarks/results/solver_scale.md, synth 1,000 GPUs / 40 models, 10 s): on seed 1 the
-gap fell from 6.4 % (per-model decomposition alone) to 3.7 %; with more rounds than the 10 s work
-budget allows (8 rounds, about 17 s) it reaches $959/h over a bound of $948/h (1.1 %), where HiGHS
-on the full model reached $962.8/h after 170 s. The rounds are the slow part: each solves every
-model's block (tens of milliseconds each).
+Measured: benchmarks/results/solver_scale.md. The bound is weakest where standby pays: a model
+alone on a swap slot pays the whole slot, the bound charges it a quarter.
 """
 
 from __future__ import annotations
@@ -43,20 +44,37 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from maestro_plan.solve.decompose import BLOCK_MAX_NODES, BLOCK_REL_GAP, BLOCK_WALL_CAP_S, Decomposition, _const, _prices, _run_blocks, _usage, fits
+from maestro_plan.solve.decompose import BLOCK_REL_GAP, BLOCK_WALL_CAP_S, Decomposition, _const, _prices, _run_blocks, _usage, fits
 from maestro_plan.solve.formulate import GIB, STANDBY_DRAM_FRACTION, STANDBY_MAX_MODELS, Scope, build_model
 from maestro_plan.solve.model import LinearModel
 from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
 
 CG_ROUNDS = 8  # at most this many master LP -> block rounds after the first (LP-dual) round
-CG_SHARE = 0.35  # share of --time-limit the rounds may spend (the standby round, the integer master
+CG_BLOCK_MAX_NODES = 500  # branch-and-bound nodes per block (its dual bound still counts)
+BLOCK_HIGHS_OPTIONS = {
+    # HiGHS' primal heuristics off in the blocks: measured on the 40 blocks of synth 1,000 GPUs
+    # seed 0 at the LP's prices, 4.8 s -> 2.8 s with the same optima (sum of dual bounds 0.02 %
+    # lower); the blocks are small, the branch-and-bound finds their optima on its own, and from
+    # the second round on each block starts from its previous solution
+    "mip_heuristic_run_feasibility_jump": False,
+    "mip_heuristic_run_rens": False,
+    "mip_heuristic_run_rins": False,
+    "mip_heuristic_run_root_reduced_cost": False,
+    "mip_heuristic_run_shifting": False,
+    "mip_heuristic_run_zi_round": False,
+}
+CG_NODE_WORK = 10  # a branch-and-bound node counted as this many simplex iterations of work
+CG_SHARE = 0.3  # share of --time-limit the rounds may spend (the standby round, the integer master
 # and CP-SAT take most of the rest)
-CG_ITERATIONS_PER_S = 10000  # HiGHS simplex iterations per second and worker in the blocks, measured
-# on the benchmark machine (2 cores, synth 1,000 GPUs seed 0: 47,626 iterations in 4.83 s)
+CG_ITERATIONS_PER_S = 25000  # HiGHS work units (simplex iterations + CG_NODE_WORK per node) per second
+# and worker on the benchmark machine (2 cores; synth 1,000 GPUs seed 0, round 0: 79,099 units in 1.44 s
+# on 2 workers)
+CG_STANDBY_ROUND_SHARE = 1.3  # the standby round runs while work < this x the rounds' budget
 CG_SMOOTHING = 0.5  # Wentges smoothing: prices = a x best-bound prices + (1 - a) x master duals
 CG_REL_TOL = 1e-4  # stop when the master LP is within this of the best Lagrangian bound
 MASTER_MAX_NODES = 20000  # deterministic branch-and-bound limit of the integer master
 MASTER_WALL_CAP_S = 30.0  # safety net only
+RESIDUAL_PASSES = 2  # re-plan each model against what the picked plan leaves, then pick again
 ELASTIC_PRICE = 100.0  # master LP slack on shared rows: x the dearest GPU's $/h per GPU unit
 
 Prices = tuple[dict[int, float], dict[tuple[int, int], float], dict[str, float], dict[int, tuple[float, float, float]]]
@@ -266,15 +284,21 @@ def _scope(m: str, pr: Prices, standby: bool) -> Scope:
     return Scope(models=frozenset([m]), fractional=True, standby=standby, slot_cost_share=0.0, tie_break=False, unit_price=unit, cut_price=cut, budget_price=budget, slot_price=slot)
 
 
-def _block(prob: Problem, scope: Scope, seed: int):
-    """(bound contribution, replica counts, holds, slot use, simplex iterations) of one priced block."""
+def _block(prob: Problem, job, seed: int):
+    """(bound contribution, replica counts, holds, slot use, work, solution) of one priced block.
+    `job`: a Scope, or (Scope, the same block's solution at other prices: a MIP start, since only
+    the objective changes between rounds)."""
     from maestro_plan.solve.milp import solve_highs
 
+    scope, start = job if isinstance(job, tuple) else (job, None)
     lm, v = build_model(prob, scope)
-    res = solve_highs(lm, time_limit=BLOCK_WALL_CAP_S, seed=seed, rel_gap=BLOCK_REL_GAP, max_nodes=BLOCK_MAX_NODES)
+    if start is not None and len(start) != len(lm.vars):
+        start = None
+    res = solve_highs(lm, time_limit=BLOCK_WALL_CAP_S, seed=seed, rel_gap=BLOCK_REL_GAP, max_nodes=CG_BLOCK_MAX_NODES, hint=start, options=BLOCK_HIGHS_OPTIONS)
     val = res.bound if res.bound is not None else (res.objective if res.status == "optimal" else None)
+    work = res.lp_iterations + CG_NODE_WORK * res.nodes
     if res.values is None:
-        return val, None, None, None, res.lp_iterations
+        return val, None, None, None, work, None
     x = res.values
     counts = {gi: int(round(x[vi])) for gi, vi in v.n.items() if round(x[vi]) > 0}
     holds = {oi: 1 for oi, vi in v.hold.items() if x[vi] > 0.5}
@@ -290,7 +314,7 @@ def _block(prob: Problem, scope: Scope, seed: int):
         o = prob.standby_options[oi]
         use[o.slot][1] += 1.0
         use[o.slot][2] += o.weight_bytes / GIB
-    return val, counts, holds, {t: tuple(u) for t, u in sorted(use.items())}, res.lp_iterations
+    return val, counts, holds, {t: tuple(u) for t, u in sorted(use.items())}, work, x
 
 
 def _slot_base(prob: Problem, t, unit, cut, budget) -> float:
@@ -355,9 +379,13 @@ def column_generation(prob: Problem, start: dict[int, int] | None = None, *, rou
     if start:
         for m, c in sorted(_split(prob, start).items()):
             cols.add(prob, m, c)
-    best: tuple[float, Prices, dict[str, float]] | None = None  # (L, prices, block values)
+    best: tuple[float, Prices, dict[str, float], int] | None = None  # (L, prices, block values, round)
     last: dict[str, dict[int, int] | None] = {}
+    prev: dict[str, list[float]] = {}  # each block's last solution: the next round's MIP start
     rounds_done = 0
+    slot_models = set(o.model for o in prob.standby_options) & set(models)
+    master_slot: dict[int, tuple[float, float, float]] = {}  # the last master LP's slot prices
+    L_valid: float | None = None  # the best bound valid with warm standby
     for it in range(rounds + 1):
         if it > 0:
             if any(not cols.cols[m] for m in models):
@@ -366,47 +394,65 @@ def column_generation(prob: Problem, start: dict[int, int] | None = None, *, rou
             if md is None:
                 break
             master_lp, pr = md
+            master_slot = pr[3]
             if best is not None and master_lp - best[0] <= CG_REL_TOL * max(1.0, abs(master_lp)):
                 break
             if best is not None:
                 a = CG_SMOOTHING
                 pr = tuple(_mix(a, b, x) for b, x in zip(best[1], pr))  # type: ignore[assignment]
-        res = _run_blocks(prob, [(m, _scope(m, pr, standby=False)) for m in models], fn=_block)
+        # round 0 (the LP's prices) lets the models that may hold a swap slot do so, each model held
+        # paying a quarter of the slot (_default_slot_prices, whose K term is zero): its L is valid
+        # for the full model. Later rounds leave standby out (faster, and their L bounds the
+        # model without standby only); the standby round after them makes the best of them valid.
+        if it == 0:
+            pr = _default_slot_prices(prob, pr, set())
+        jobs = [(m, (_scope(m, pr, standby=(it == 0 and m in slot_models)), None if it == 0 else prev.get(m))) for m in models]
+        res = _run_blocks(prob, jobs, fn=_block)
         rounds_done += 1
         vals: dict[str, float] = {}
         new = 0
-        for m, (val, counts, holds, use, iters) in zip(models, res):
+        for m, (val, counts, holds, use, iters, x) in zip(models, res):
             if val is not None:
                 vals[m] = val
+            if x is not None and not (it == 0 and m in slot_models):
+                prev[m] = x
             last[m] = counts
             new += cols.add(prob, m, counts, holds, use)
             work += iters
         if len(vals) == len(models):
-            L = math.fsum(vals.values()) - _const(prob, pr[0], pr[1], pr[2])
+            L = math.fsum(vals.values()) - _const(prob, pr[0], pr[1], pr[2]) + _slot_term(prob, pr)
+            if it == 0 or not slot_models:
+                L_valid = L if L_valid is None else max(L_valid, L)
             if best is None or L > best[0]:
-                best = (L, pr, vals)
+                best = (L, pr, vals, it)
         if (it > 0 and new == 0) or work >= work_limit:
             break
-    # the rounds leave warm standby out, so their L bounds the model without it; the bound of the
-    # full model takes, at the best prices, the blocks of the models that may hold a swap slot
-    # with standby allowed (each model held paying a quarter of the slot: _default_slot_prices,
-    # whose K term is zero), and their plans join the columns (the integer master opens the slots)
-    L_valid: float | None = None
-    if best is not None:
-        pr_b = _default_slot_prices(prob, best[1], set())
+    # the standby round: at the best no-standby prices, the slot models' blocks with standby
+    # (their plans join the columns; the integer master opens the slots). Worth it only if those
+    # prices beat round 0's valid bound, and only within the work budget.
+    if best is not None and best[3] > 0 and slot_models and L_valid is not None and best[0] > L_valid and work < work_limit * CG_STANDBY_ROUND_SHARE:
+        # slot types the master LP prices keep its prices; the others a quarter share each
+        pr_b = _default_slot_prices(prob, (*best[1][:3], master_slot), set(master_slot))
         vals = dict(best[2])
-        slot_models = sorted({o.model for o in prob.standby_options} & set(models))
-        res = _run_blocks(prob, [(m, _scope(m, pr_b, standby=True)) for m in slot_models], fn=_block) if slot_models else []
-        for m, (val, counts, holds, use, _iters) in zip(slot_models, res):
+        sm = sorted(slot_models)
+        res = _run_blocks(prob, [(m, _scope(m, pr_b, standby=True)) for m in sm], fn=_block)
+        for m, (val, counts, holds, use, _work, _x) in zip(sm, res):
             if val is None:
                 vals.pop(m, None)
             else:
                 vals[m] = min(vals[m], val)
             cols.add(prob, m, counts, holds, use)
         if len(vals) == len(models):
-            L_valid = math.fsum(vals.values()) - _const(prob, pr_b[0], pr_b[1], pr_b[2]) + _slot_term(prob, pr_b)
+            L_valid = max(L_valid, math.fsum(vals.values()) - _const(prob, pr_b[0], pr_b[1], pr_b[2]) + _slot_term(prob, pr_b))
     bound = lp if L_valid is None else max(lp, L_valid)
     picked = _integer_master(prob, cols, models)
+    for _ in range(RESIDUAL_PASSES if picked is not None else 0):
+        if not _residual_columns(prob, cols, models, picked):
+            break
+        again = _integer_master(prob, cols, models)
+        if again is None or _plan_cost(prob, again) >= _plan_cost(prob, picked) - 1e-9:
+            break
+        picked = again
     if picked is not None:
         counts, slots, holds = picked
         return Decomposition(bound, lp, counts, False, time.perf_counter() - t0, rounds_done, slots, holds)
@@ -440,3 +486,50 @@ def _integer_master(prob: Problem, cols: _Columns, models: list[str]) -> tuple[d
     if not fits(prob, counts):
         return None
     return counts, slots, holds
+
+
+def _plan_cost(prob: Problem, picked: tuple[dict[int, int], dict[int, int], dict[int, int]]) -> float:
+    """$/h of whole GPUs for replica counts and swap slots."""
+    counts, slots, _holds = picked
+    units, _ = _usage(prob, counts)
+    for t in slots:
+        units[prob.slot_types[t].pool] += prob.slot_types[t].units
+    return math.fsum(math.ceil(u / UNITS_PER_GPU) * prob.pools[pi].price_per_gpu_hour for pi, u in units.items())
+
+
+def _residual_columns(prob: Problem, cols: _Columns, models: list[str], picked) -> int:
+    """Each model re-planned alone against what the others of the picked plan leave (real prices,
+    exact capacities left): columns that fit next to the rest by construction, where the priced
+    rounds only offer columns that fit on average. Returns how many are new."""
+    counts, slots, holds = picked
+    per = _split(prob, counts)
+    slot_units: dict[int, int] = defaultdict(int)
+    slot_cut: dict[tuple[int, int], int] = defaultdict(int)
+    for t in slots:
+        st = prob.slot_types[t]
+        slot_units[st.pool] += st.units
+        c = 2
+        while c <= st.tp:
+            slot_cut[(st.pool, c)] += st.tp
+            c *= 2
+    total_units, total_cut = _usage(prob, counts)
+    caps = {c.name: c.budget_per_hour for c in prob.inputs.inventory.clusters if c.budget_per_hour is not None}
+    held_by = {m for m in models if any(prob.standby_options[o].model == m for o in holds)}
+    jobs = []
+    for m in models:
+        if m in held_by:
+            continue  # its standby share stays as picked
+        mu, mc = _usage(prob, per.get(m, {}))
+        units_left = {p.index: p.units - total_units.get(p.index, 0) + mu.get(p.index, 0) - slot_units.get(p.index, 0) for p in prob.pools}
+        cut_left = {k: prob.pools[k[0]].node_count * (prob.pools[k[0]].gpus_per_node // k[1]) * k[1] - total_cut.get(k, 0) + mc.get(k, 0) - slot_cut.get(k, 0) for k in _cut_rows(prob)}
+        spend: dict[str, float] = defaultdict(float)
+        for pi, u in total_units.items():
+            p = prob.pools[pi]
+            # whole GPUs the others pay for, plus one GPU per pool of margin for this model's slices
+            spend[p.cluster] += (math.ceil((u - mu.get(pi, 0) + slot_units.get(pi, 0)) / UNITS_PER_GPU) + 1) * p.price_per_gpu_hour
+        scope = Scope(models=frozenset([m]), units_left=units_left, cut_left=cut_left, budget_left={c: b - spend.get(c, 0.0) for c, b in caps.items()}, fractional=True, standby=False, tie_break=False)
+        jobs.append((m, scope))
+    new = 0
+    for (m, _sc), (_val, got, h_, use, _work, _x) in zip(jobs, _run_blocks(prob, jobs, fn=_block)):
+        new += cols.add(prob, m, got, h_, use)
+    return new

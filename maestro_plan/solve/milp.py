@@ -113,15 +113,19 @@ def solve_highs(
     relax: bool = False,
     rel_gap: float = MIP_REL_GAP,
     max_nodes: int | None = None,
+    options: dict | None = None,
 ) -> SolveResult:
     """Lexicographic solve with HiGHS. `max_nodes` is a deterministic branch-and-bound limit
-    (HiGHS' mip_max_nodes), for callers that need a reproducible stopping point."""
+    (HiGHS' mip_max_nodes), for callers that need a reproducible stopping point; `options` are
+    further HiGHS options by name."""
     import highspy
 
     t0 = time.perf_counter()
     h = _highs_instance(model, relax=relax, seed=seed, time_limit=time_limit, rel_gap=rel_gap)
     if max_nodes is not None and not relax:
         h.setOptionValue("mip_max_nodes", int(max_nodes))
+    for k, v in (options or {}).items():
+        h.setOptionValue(k, v)
     n_phases = max(1, len(model.objectives))
     shares = phase_time_shares(model.objectives)
     phases: list[PhaseResult] = []
@@ -129,6 +133,7 @@ def solve_highs(
     final_status = "unknown"
     hit = False
     iters = 0
+    nodes = 0
     ms = highspy.HighsModelStatus
     for k in range(n_phases):
         if model.objectives and not run_phase(model.objectives, k, [ph.status for ph in phases]):
@@ -144,6 +149,7 @@ def solve_highs(
         st = h.getModelStatus()
         info = h.getInfo()
         iters += max(0, int(info.simplex_iteration_count))
+        nodes += max(0, int(info.mip_node_count)) if not relax else 0
         has_sol = info.primal_solution_status == highspy.kSolutionStatusFeasible
         if st == ms.kOptimal:
             status = "optimal"
@@ -201,6 +207,7 @@ def solve_highs(
         wall_s=time.perf_counter() - t0,
         hit_wall_clock=hit,
         lp_iterations=iters,
+        nodes=nodes,
     )
 
 

@@ -165,6 +165,7 @@ class SolveResult:
     hit_wall_clock: bool = False
     message: str = ""
     lp_iterations: int = 0  # simplex iterations (HiGHS): a deterministic measure of work done
+    nodes: int = 0  # branch-and-bound nodes (HiGHS)
 
     @property
     def objective(self) -> float | None:
