@@ -237,3 +237,38 @@ def test_column_generation_bound_and_start_bracket_the_optimum(tmp_path: Path, s
     point = heuristic.complete(prob, dec.counts, slots=dec.slots, holds=dec.holds)
     assert point is not None
     assert prob.lm.objectives[0].value(point) >= opt.solve.objective * (1 - 1e-7)
+
+
+def test_measured_capacity_table_is_solved_with_and_verified_with(tmp_path: Path) -> None:
+    """A plan made with --capacity-table records the table's digest; `verify` re-checks it with the
+    table's numbers (and refuses, exit 2, to check it without the table); a plan whose replicas
+    carry more than the table's rate fails the capacity check."""
+    import hashlib
+
+    from maestro_plan.estimate import load_capacity_table
+    from maestro_plan.plan.io import read_plan
+
+    m = "llama-3.2-1b"
+    paths = S.write_inputs(tmp_path / "in", clusters={"c1": [S.pool("l4", "l4", count=2, price=1.0)]}, models=[m], workflows=[S.workflow("w", [S.role("r", m)], rate=5.0)])
+    table = tmp_path / "cap.csv"
+    # every TP the model allows is measured (an unmeasured TP would keep the estimate, far higher)
+    table.write_text("model,gpu,tp,input_tokens,output_tokens,max_rps,latency_ms,source\n" + "".join(f"{m},l4,{tp},2048,512,{2.0 * tp},3000,bench\n" for tp in (1, 2, 4, 8)))
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["solve", *_args(paths), "--out", str(out), "--time-limit", "3", "--no-emit", "--no-colocation", "--no-standby", "--capacity-table", str(table), "--json"])
+    assert r.exit_code == 0, r.output
+    plan = read_plan(out / "plan.json")
+    rows = [row.model_dump() for row in load_capacity_table(table).rows]
+    assert plan.settings.capacity_table_sha256 == hashlib.sha256(json.dumps(rows, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    # 5 req/s x 1.2 headroom at the measured 2 req/s per L4: 3 replicas (the estimate alone gives fewer)
+    assert sorted(rep.capacity_rps for rep in plan.replicas) == [2.0, 2.0, 2.0]
+    ok = runner.invoke(app, ["verify", str(out / "plan.json"), *_args(paths), "--capacity-table", str(table), "--json"])
+    assert ok.exit_code == 0, ok.output
+    missing = runner.invoke(app, ["verify", str(out / "plan.json"), *_args(paths)])
+    assert missing.exit_code == 2 and "--capacity-table" in missing.output
+    # the same plan against a slower table (its digest put in the plan): over capacity
+    slower = tmp_path / "slow.csv"
+    slower.write_text(table.read_text().replace(",1,2048,512,2.0,", ",1,2048,512,1.5,"))
+    t2 = load_capacity_table(slower)
+    tampered = plan.model_copy(update={"settings": plan.settings.model_copy(update={"capacity_table_sha256": hashlib.sha256(json.dumps([row.model_dump() for row in t2.rows], sort_keys=True, separators=(",", ":")).encode()).hexdigest()})})
+    rep = verify_plan(tampered, S.load(paths), capacity_table=t2)
+    assert not rep.ok and {v.constraint for v in rep.violations} >= {"capacity"}

@@ -38,7 +38,7 @@ class KvMode(str, Enum):
     naive = "naive"
 
 
-def _write_outputs(stage: Path, plan, inputs, stats: dict[str, Any], emit: bool, table_used: bool = False) -> tuple[list[str], list[str]]:
+def _write_outputs(stage: Path, plan, inputs, stats: dict[str, Any], emit: bool, table=None) -> tuple[list[str], list[str]]:
     """plan.json, plan.schema.json, solve-stats.json; verifier; emitters. Returns (files, notes)."""
     from maestro_plan.plan.io import dumps
     from maestro_plan.plan.schema import plan_json_schema
@@ -53,17 +53,9 @@ def _write_outputs(stage: Path, plan, inputs, stats: dict[str, Any], emit: bool,
         notes.append("verifier not available: plan not re-checked")
     if verify_plan is not None:
         t = time.perf_counter()
-        report = verify_plan(plan, inputs)
+        report = verify_plan(plan, inputs, capacity_table=table)
         stats.setdefault("timings", {})["verify_s"] = round(time.perf_counter() - t, 4)
         violations = list(report.violations)
-        if table_used:
-            # the verifier recomputes capacity and latency with the estimator; a measured table
-            # (which the solver used) legitimately differs there, so those two families are
-            # reported but not fatal
-            skipped = [v for v in violations if v.constraint in ("capacity", "slo")]
-            violations = [v for v in violations if v.constraint not in ("capacity", "slo")]
-            if skipped:
-                notes.append(f"{len(skipped)} capacity/SLO re-check(s) differ from the estimate because --capacity-table overrides it")
         stats["verify"] = {"ok": not violations, "violations": len(violations)}
         if violations:
             lines = [v.render() for v in violations[:40]]
@@ -199,7 +191,7 @@ def register(app: typer.Typer) -> None:
             stage("verifying and writing outputs")
             try:
                 with staged_dir(out) as st:
-                    files, notes = _write_outputs(st, plan, inputs, stats, emit, table is not None)
+                    files, notes = _write_outputs(st, plan, inputs, stats, emit, table)
             except _VerifyFailed as e:
                 if json_out:
                     emit_json({"ok": False, "verified": False, "violations": e.lines})

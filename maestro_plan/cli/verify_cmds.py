@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         inventory: InventoryOpt = None,
         models: ModelsOpt = None,
         workloads: WorkloadsOpt = None,
+        capacity_table: Annotated[Path | None, typer.Option("--capacity-table", help="The measured capacity table (CSV/YAML) the plan was solved with")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Re-check a plan against the inputs with code independent of the solver.
@@ -34,9 +35,12 @@ def register(app: typer.Typer) -> None:
         from maestro_plan.plan.io import read_plan
         from maestro_plan.verify import FAMILIES, verify_plan
 
+        from maestro_plan.estimate import load_capacity_table
+
         p = read_plan(plan)
         inputs = load_inputs(inventory, models, workloads)
-        report = verify_plan(p, inputs)
+        table = load_capacity_table(capacity_table) if capacity_table is not None else None
+        report = verify_plan(p, inputs, capacity_table=table)
         if report.input_mismatch:
             mismatches = [v for v in report.violations if v.input_mismatch]
             raise InputError(
@@ -44,7 +48,7 @@ def register(app: typer.Typer) -> None:
                     Problem(
                         f"plan does not match the inputs: {v.subject}: {v.detail}.",
                         file=str(plan),
-                        hint="verify against the inputs the plan was made from (--inventory, --models, --workloads), or re-solve.",
+                        hint="verify against the inputs the plan was made from (--inventory, --models, --workloads, --capacity-table), or re-solve.",
                     )
                     for v in mismatches[:20]
                 ]

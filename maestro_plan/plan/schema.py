@@ -44,6 +44,11 @@ class Settings(_M):
     change_weight: float = Field(0.0, description="Penalty weight on change against --current (0 = none)")
     vllm_version: str = ""
     gpu_memory_utilization: float = Field(0.92, description="Engine default memory fraction assumed for single-engine GPUs")
+    capacity_table_sha256: str | None = Field(
+        None,
+        description="Measured capacity table the solver used (--capacity-table), as the SHA-256 of its rows' canonical JSON "
+        "(a list of row objects, keys sorted, separators ',' and ':'); null: capacities are the estimator's",
+    )
 
 
 class SolveInfo(_M):

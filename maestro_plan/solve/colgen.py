@@ -64,7 +64,7 @@ BLOCK_HIGHS_OPTIONS = {
     "mip_heuristic_run_zi_round": False,
 }
 CG_NODE_WORK = 10  # a branch-and-bound node counted as this many simplex iterations of work
-CG_SHARE = 0.3  # share of --time-limit the rounds may spend (the standby round, the integer master
+CG_SHARE = 0.25  # share of --time-limit the rounds may spend (the standby round, the integer master
 # and CP-SAT take most of the rest)
 CG_ITERATIONS_PER_S = 25000  # HiGHS work units (simplex iterations + CG_NODE_WORK per node) per second
 # and worker on the benchmark machine (2 cores; synth 1,000 GPUs seed 0, round 0: 79,099 units in 1.44 s
@@ -72,7 +72,8 @@ CG_ITERATIONS_PER_S = 25000  # HiGHS work units (simplex iterations + CG_NODE_WO
 CG_STANDBY_ROUND_SHARE = 1.3  # the standby round runs while work < this x the rounds' budget
 CG_SMOOTHING = 0.5  # Wentges smoothing: prices = a x best-bound prices + (1 - a) x master duals
 CG_REL_TOL = 1e-4  # stop when the master LP is within this of the best Lagrangian bound
-MASTER_MAX_NODES = 20000  # deterministic branch-and-bound limit of the integer master
+MASTER_MAX_NODES = 500  # deterministic branch-and-bound limit of the integer master
+MASTER_REL_GAP = 1e-4
 MASTER_WALL_CAP_S = 30.0  # safety net only
 RESIDUAL_PASSES = 2  # re-plan each model against what the picked plan leaves, then pick again
 ELASTIC_PRICE = 100.0  # master LP slack on shared rows: x the dearest GPU's $/h per GPU unit
@@ -473,7 +474,7 @@ def _integer_master(prob: Problem, cols: _Columns, models: list[str]) -> tuple[d
     if any(not cols.cols[m] for m in models):
         return None
     lm, w, K, _ = _master(prob, cols, models, integer=True)
-    res = solve_highs(lm, time_limit=MASTER_WALL_CAP_S, seed=prob.settings.seed, rel_gap=1e-6, max_nodes=MASTER_MAX_NODES)
+    res = solve_highs(lm, time_limit=MASTER_WALL_CAP_S, seed=prob.settings.seed, rel_gap=MASTER_REL_GAP, max_nodes=MASTER_MAX_NODES)
     if res.values is None:
         return None
     counts: dict[int, int] = {}

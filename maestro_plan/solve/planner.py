@@ -115,6 +115,7 @@ def plan_settings(s: SolveSettings) -> Settings:
         change_weight=s.change_weight,
         vllm_version=VLLM.version,
         gpu_memory_utilization=float(VLLM.gpu_memory_utilization),
+        capacity_table_sha256=_sha([r.model_dump() for r in s.capacity_table.rows]) if s.capacity_table is not None else None,
     )
 
 

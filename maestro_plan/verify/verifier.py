@@ -137,6 +137,7 @@ class _Node:
 class _Verifier:
     plan: Plan
     inputs: Inputs
+    table: Any = None  # a measured capacity table (estimate.CapacityTable) the plan was made with
     violations: list[Violation] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -517,7 +518,7 @@ class _Verifier:
                 self.fail("capacity", r.id, f"has no compute share but serves {load:.6g} req/s", amount=load, unit="req/s")
                 continue
             try:
-                cap = est.replica_capacity(model, gpu, r.tp, mix, latency_budget_ms=budget, kv_pool_bytes_per_gpu=r.kv_cache_bytes_per_gpu, compute_share=r.compute_share)
+                cap = est.replica_capacity(model, gpu, r.tp, mix, latency_budget_ms=budget, kv_pool_bytes_per_gpu=r.kv_cache_bytes_per_gpu, compute_share=r.compute_share, table=self.table)
             except ValueError as e:  # the estimator refuses the configuration itself
                 self.fail("capacity", r.id, f"the estimator cannot evaluate this replica: {e}", amount=load, unit="req/s")
                 continue
@@ -534,7 +535,11 @@ class _Verifier:
             self.check("consistency")
             if r.capacity_rps > cap.rps * 1.02 + 1e-9:
                 self.fail("consistency", r.id, f"plan claims capacity {r.capacity_rps:.6g} req/s, recomputed {cap.rps:.6g} req/s for the traffic routed to it", amount=r.capacity_rps - cap.rps, unit="req/s")
-            lat = est.latency_at_load(model, gpu, r.tp, mix, load, compute_share=r.compute_share)
+            if cap.source == "measured":
+                # a measured cell: at most its latency at any load up to its rate (checked above)
+                lat = cap.latency_ms
+            else:
+                lat = est.latency_at_load(model, gpu, r.tp, mix, load, compute_share=r.compute_share)
             # Little's law: the engine must admit the sequences in flight at its load
             self.check("capacity")
             in_flight = load * lat / 1000.0 if math.isfinite(lat) else math.inf
@@ -660,13 +665,36 @@ def _close_int(a: int, b: int) -> bool:
     return abs(int(a) - int(b)) <= BYTES_REL_TOL * max(abs(int(a)), abs(int(b)), 1)
 
 
-def verify_plan(plan: Plan, inputs: Inputs) -> VerifyReport:
+def verify_plan(plan: Plan, inputs: Inputs, *, capacity_table: Any = None) -> VerifyReport:
     """Re-check every constraint of `plan` against `inputs`; never raises on a bad plan.
+
+    `capacity_table`: the measured capacity table (estimate.load_capacity_table) the plan was made
+    with, if any: capacities and latencies of the cells it covers come from it, as the estimator's
+    public replica_capacity reads it. A plan made with a table (settings.capacity_table_sha256)
+    checked without it, or with another one, is an input mismatch.
 
     Returns a VerifyReport: ok, the violations (family, subject, detail, amount), and how many
     checks of each family ran.
     """
-    return _Verifier(plan, inputs).run()
+    v = _Verifier(plan, inputs, capacity_table)
+    want = getattr(plan.settings, "capacity_table_sha256", None)
+    got = _table_sha(capacity_table) if capacity_table is not None else None
+    if want != got:
+        if want is None:
+            v.fail("consistency", "capacity table", "the plan was made from the estimator's capacities, but a measured capacity table was given", mismatch=True)
+        elif got is None:
+            v.fail("consistency", "capacity table", f"the plan was made with a measured capacity table (sha256 {want[:12]}...); pass it with --capacity-table", mismatch=True)
+        else:
+            v.fail("consistency", "capacity table", f"the plan was made with another capacity table (sha256 {want[:12]}..., this one {got[:12]}...)", mismatch=True)
+        v.check("consistency")
+        return VerifyReport(ok=False, violations=v.violations, checked={f: int(v.checked.get(f, 0)) for f in FAMILIES})
+    return v.run()
+
+
+def _table_sha(table: Any) -> str:
+    """SHA-256 of the table's rows as canonical JSON (plan.schema Settings.capacity_table_sha256)."""
+    rows = [r.model_dump() for r in table.rows]
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")).hexdigest()
 
 
 def summarize(violations: Iterable[Violation]) -> str:
