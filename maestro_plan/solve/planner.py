@@ -338,6 +338,20 @@ def _unique(rid: str, taken: set[str]) -> str:
     return f"{rid}-{k}"
 
 
+def _where(p, pl: Placed, units: int) -> dict[str, Any]:
+    """The location fields of a Replica: its pool's cluster, zone and GPU type, its node and GPU
+    indices, and the price of the GPU share it takes."""
+    return {
+        "cluster": p.cluster,
+        "zone": p.zone,
+        "node_pool": p.name,
+        "node": pl.node,
+        "gpu_type": p.gpu_type,
+        "gpu_indices": list(pl.gpu_indices),
+        "price_per_hour": p.price_per_gpu_hour * units / UNITS_PER_GPU,
+    }
+
+
 def _kv_min_bytes(cand) -> int:
     block = VLLM.block_size
     return int(math.ceil(cand.max_model_len / block) * block * cand.kv_bytes_per_token_per_gpu)
@@ -417,12 +431,7 @@ def build_plan(prob: Problem, x: list[float], counts, slots, holds, placed: list
                 Replica(
                     id=rid,
                     model=c.model,
-                    cluster=p.cluster,
-                    zone=p.zone,
-                    node_pool=p.name,
-                    node=pl.node,
-                    gpu_type=c.gpu_type,
-                    gpu_indices=list(pl.gpu_indices),
+                    **_where(p, pl, c.units),
                     tp=c.tp,
                     memory_fraction=c.memory_fraction,
                     compute_share=c.compute_share,
@@ -439,7 +448,6 @@ def build_plan(prob: Problem, x: list[float], counts, slots, holds, placed: list
                     priority=prio,  # type: ignore[arg-type]
                     roles=roles,
                     prefix_caching=any(demands[di].shared_prefix for di in served_demands),
-                    price_per_hour=p.price_per_gpu_hour * c.units / UNITS_PER_GPU,
                 )
             )
             for di, f in gflows:
@@ -477,12 +485,7 @@ def build_plan(prob: Problem, x: list[float], counts, slots, holds, placed: list
             Replica(
                 id=rid,
                 model=big.model,
-                cluster=p.cluster,
-                zone=p.zone,
-                node_pool=p.name,
-                node=pl.node,
-                gpu_type=p.gpu_type,
-                gpu_indices=list(pl.gpu_indices),
+                **_where(p, pl, t.units),
                 tp=t.tp,
                 memory_fraction=t.memory_fraction,
                 compute_share=t.compute_share,
@@ -496,7 +499,6 @@ def build_plan(prob: Problem, x: list[float], counts, slots, holds, placed: list
                 load_rps=0.0,
                 priority="batch",
                 roles=[],
-                price_per_hour=p.price_per_gpu_hour * t.units / UNITS_PER_GPU,
                 swap_models=sorted(o.model for o in opts),
             )
         )
