@@ -90,6 +90,16 @@ def test_whatif_cli_table_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     res = runner.invoke(app, ["whatif", *flags, "--scale", "1.5", "--jobs", "1"])
     assert res.exit_code == 0, res.output
     assert "base" in res.output and "whatif" in res.output and "demand all x1.5" in res.output
+    # --out: whatif.json and every solved plan (the infeasible scenario has none), which diff,
+    # rollout and verify read as they are
+    out = tmp_path / "wi"
+    res = runner.invoke(app, ["whatif", *flags, "--scenario", str(tmp_path / "s.yaml"), "--jobs", "1", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json")) == ["base/plan.json", "scenarios/double/plan.json", "whatif.json"]
+    double = json.loads((out / "scenarios/double/plan.json").read_text())
+    assert double["cost_per_hour"] == pytest.approx({r["scenario"]: r for r in json.loads((out / "whatif.json").read_text())["rows"]}["double"]["cost_per_hour"])
+    res = runner.invoke(app, ["rollout", str(out / "base/plan.json"), str(out / "scenarios/double/plan.json"), "--json"])
+    assert res.exit_code == 0, res.output
 
 
 def test_change_penalty_keeps_a_5pct_replan_small(tmp_path: Path) -> None:

@@ -180,6 +180,24 @@ def _result_table(rows: list[dict[str, Any]], title: str) -> Table:
     return t
 
 
+def _plan_folders(names: list[str]) -> dict[str, str]:
+    """A folder name per scenario: the name with characters other than letters, digits, '.', '_'
+    and '-' replaced by '_' (and a numeric suffix where two names would then collide)."""
+    import re
+
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for n in names:
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", n).strip(".") or "scenario"
+        f, k = base, 1
+        while f in taken:
+            k += 1
+            f = f"{base}-{k}"
+        taken.add(f)
+        out[n] = f
+    return out
+
+
 def register(app: typer.Typer) -> None:
     @app.command("whatif")
     @guarded
@@ -208,7 +226,7 @@ def register(app: typer.Typer) -> None:
         seed: SeedOpt = 0,
         change_weight: ChangeWeightOpt = 0.0,
         jobs: JobsOpt = 2,
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for whatif.json and each scenario's plan")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for whatif.json, base/plan.json and scenarios/NAME/plan.json (written whole or not at all)")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Solve scenarios (edits of the inputs) against the same base; print cost, GPUs, SLO margin, changes.
@@ -238,13 +256,24 @@ def register(app: typer.Typer) -> None:
         settings = _settings(solver, time_limit, seed, change_weight, workers=1 if jobs > 1 else 2)
         base_plan = _base_plan(base, inputs, settings)
         with err_console.status(f"solving {len(scenarios)} scenario(s)"):
-            run = run_sweep(inputs, scenarios, base_plan, settings, jobs=jobs, validate=False)
+            run = run_sweep(inputs, scenarios, base_plan, settings, jobs=jobs, validate=False, keep_plans=out is not None)
         from maestro_plan.whatif.scenario import BASE
 
+        plans = {r["scenario"]: r.pop("_plan") for r in run.rows if "_plan" in r}
         rows = [result_row(-1, BASE, base_plan, base_plan) | {"index": "base"}] + run.rows
         doc = sweep_document(run.rows, base=base_plan, parameter="scenario", inputs=inputs)
         if out is not None:
-            atomic.write_text(out / "whatif.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
+            # whatif.json, base/plan.json and <scenario>/plan.json, all or nothing: a plan here
+            # feeds `maestro-plan diff` / `rollout` / `emit` directly
+            from maestro_plan.plan.io import dumps
+
+            with atomic.staged_dir(out) as st:
+                (st / "whatif.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+                (st / BASE.name).mkdir()
+                (st / BASE.name / "plan.json").write_text(dumps(base_plan), encoding="utf-8")
+                for name, folder in _plan_folders(sorted(plans)).items():
+                    (st / "scenarios" / folder).mkdir(parents=True)
+                    (st / "scenarios" / folder / "plan.json").write_text(dumps(plans[name]), encoding="utf-8")
         if json_out:
             emit_json(doc)
         else:

@@ -216,16 +216,16 @@ def _one_line(text: str, limit: int = 600) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(inputs: Inputs, base: Plan | None, settings: Any) -> None:
-    _WORKER.update(inputs=inputs, base=base, settings=settings)
+def _init_worker(inputs: Inputs, base: Plan | None, settings: Any, keep_plans: bool = False) -> None:
+    _WORKER.update(inputs=inputs, base=base, settings=settings, keep_plans=keep_plans)
 
 
 def _run_in_worker(index: int, scenario: Scenario) -> dict[str, Any]:
-    return run_scenario(index, _WORKER["inputs"], scenario, _WORKER["base"], _WORKER["settings"])
+    return run_scenario(index, _WORKER["inputs"], scenario, _WORKER["base"], _WORKER["settings"], keep_plan=_WORKER.get("keep_plans", False))
 
 
-def _ray_task(inputs: Inputs, base: Plan | None, settings: Any, index: int, scenario: Scenario) -> dict[str, Any]:
-    return run_scenario(index, inputs, scenario, base, settings)
+def _ray_task(inputs: Inputs, base: Plan | None, settings: Any, index: int, scenario: Scenario, keep_plans: bool = False) -> dict[str, Any]:
+    return run_scenario(index, inputs, scenario, base, settings, keep_plan=keep_plans)
 
 
 @dataclass
@@ -264,8 +264,10 @@ def run_sweep(
     ray_address: str | None = None,
     progress: Progress | None = None,
     validate: bool = True,
+    keep_plans: bool = False,
 ) -> SweepRun:
-    """Solve every scenario; rows in scenario order (index 0..n-1)."""
+    """Solve every scenario; rows in scenario order (index 0..n-1). With `keep_plans`, each
+    solved row carries its Plan under "_plan" (for callers that write the plans out)."""
     if validate:
         validate_all(inputs, scenarios)
     t0 = time.perf_counter()
@@ -275,7 +277,7 @@ def run_sweep(
     if executor == "local":
         if jobs == 1 or n <= 1:
             for i, s in enumerate(scenarios):
-                rows[i] = run_scenario(i, inputs, s, base, settings)
+                rows[i] = run_scenario(i, inputs, s, base, settings, keep_plan=keep_plans)
                 if progress:
                     progress(i, rows[i])  # type: ignore[arg-type]
         else:
@@ -283,7 +285,7 @@ def run_sweep(
 
             # 'spawn' avoids forking a process that may hold solver threads; deterministic either way
             ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(jobs, n), mp_context=ctx, initializer=_init_worker, initargs=(inputs, base, settings)) as pool:
+            with ProcessPoolExecutor(max_workers=min(jobs, n), mp_context=ctx, initializer=_init_worker, initargs=(inputs, base, settings, keep_plans)) as pool:
                 futs = {pool.submit(_run_in_worker, i, s): i for i, s in enumerate(scenarios)}
                 for fut in as_completed(futs):
                     i = futs[fut]
@@ -291,7 +293,7 @@ def run_sweep(
                     if progress:
                         progress(i, rows[i])  # type: ignore[arg-type]
     elif executor == "ray":
-        rows = _run_ray(inputs, scenarios, base, settings, jobs=jobs, address=ray_address, progress=progress)  # type: ignore[assignment]
+        rows = _run_ray(inputs, scenarios, base, settings, jobs=jobs, address=ray_address, progress=progress, keep_plans=keep_plans)  # type: ignore[assignment]
     else:
         raise InputError(f"unknown executor '{executor}'.", field="--executor", hint="use local or ray.")
     assert all(r is not None for r in rows)
@@ -299,7 +301,7 @@ def run_sweep(
     return SweepRun(rows=rows, executor=executor, jobs=jobs, wall_s=walls, total_wall_s=round(time.perf_counter() - t0, 3))  # type: ignore[arg-type]
 
 
-def _run_ray(inputs: Inputs, scenarios: Sequence[Scenario], base: Plan | None, settings: Any, *, jobs: int, address: str | None, progress: Progress | None) -> list[dict[str, Any]]:
+def _run_ray(inputs: Inputs, scenarios: Sequence[Scenario], base: Plan | None, settings: Any, *, jobs: int, address: str | None, progress: Progress | None, keep_plans: bool = False) -> list[dict[str, Any]]:
     try:
         import ray
     except ImportError:
@@ -317,7 +319,7 @@ def _run_ray(inputs: Inputs, scenarios: Sequence[Scenario], base: Plan | None, s
     try:
         task = ray.remote(num_cpus=1)(_ray_task)
         inputs_ref, base_ref = ray.put(inputs), ray.put(base)
-        refs = {task.remote(inputs_ref, base_ref, settings, i, s): i for i, s in enumerate(scenarios)}
+        refs = {task.remote(inputs_ref, base_ref, settings, i, s, keep_plans): i for i, s in enumerate(scenarios)}
         rows: list[dict[str, Any] | None] = [None] * len(scenarios)
         pending = list(refs)
         while pending:
