@@ -14,6 +14,7 @@ Lexicographic objectives: after phase k, the constraint `obj_k <= value_k + tol`
 from __future__ import annotations
 
 import math
+import warnings
 import os
 import sys
 import time
@@ -270,7 +271,11 @@ def solve_cbc(
         if warm:
             for x, v in zip(xs, values):
                 x.setInitialValue(v)
-        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(math.ceil(time_limit * shares[k]))), threads=1, warmStart=warm, options=[f"randomSeed {int(seed) % 2147483647 + 1}"])
+        with warnings.catch_warnings():
+            # PuLP 3.3 deprecates PULP_CBC_CMD for COIN_CMD + the separate `pulp[cbc]` binary
+            # package; the bundled CBC is what this pin (pulp<3.4) installs everywhere, so it stays
+            warnings.filterwarnings("ignore", message=".*PULP_CBC_CMD.*", category=DeprecationWarning)
+            solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(math.ceil(time_limit * shares[k]))), threads=1, warmStart=warm, options=[f"randomSeed {int(seed) % 2147483647 + 1}"])
         ts = time.perf_counter()
         prob.solve(solver)
         wall = time.perf_counter() - ts
