@@ -59,6 +59,8 @@ def test_sweep_cli_writes_csv_json_png(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO((out / "sweep.csv").read_text())))
     assert [r["scenario"] for r in rows] == ["demand-x0.5", "demand-x1", "demand-x1000"]
     assert rows[2]["feasible"] == "false" and rows[2]["cost_per_hour"] == ""
+    # every solved scenario's plan passed the independent verifier against its edited inputs
+    assert [r["verified"] for r in rows] == ["true", "true", ""]
     assert float(rows[1]["cost_per_hour"]) == pytest.approx(doc["base"]["cost_per_hour"])
     png = (out / "sweep.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

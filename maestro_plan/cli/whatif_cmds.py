@@ -260,6 +260,7 @@ def register(app: typer.Typer) -> None:
         from maestro_plan.whatif.scenario import BASE
 
         plans = {r["scenario"]: r.pop("_plan") for r in run.rows if "_plan" in r}
+        plans = {n: pl for n, pl in plans.items() if next(r for r in run.rows if r["scenario"] == n).get("verified")}  # only verified plans are written
         rows = [result_row(-1, BASE, base_plan, base_plan) | {"index": "base"}] + run.rows
         doc = sweep_document(run.rows, base=base_plan, parameter="scenario", inputs=inputs)
         if out is not None:

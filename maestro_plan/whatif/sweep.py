@@ -199,6 +199,13 @@ def _run_scenario(index: int, inputs: Inputs, scenario: Scenario, base: Plan | N
             raise
         return result_row(index, scenario, None, base, error=f"internal error: {type(e).__name__}: {e}", status="error")
     row = result_row(index, scenario, plan, base)
+    # the independent verifier re-checks every scenario plan against its edited inputs
+    from maestro_plan.verify import verify_plan
+
+    rep = verify_plan(plan, edited)
+    row["verified"] = rep.ok
+    if not rep.ok:
+        row["reason"] = _one_line("; ".join(v.render() for v in rep.violations[:5]))
     if keep_plan:
         row["_plan"] = plan
     return row
@@ -341,7 +348,7 @@ def _run_ray(inputs: Inputs, scenarios: Sequence[Scenario], base: Plan | None, s
 
 CSV_FIELDS = [
     "index", "scenario", "value", "feasible", "status", "cost_per_hour", "cost_delta_per_hour", "gpus", "replicas",
-    "slo_margin", "gap", "shed_rps", "added", "removed", "moved", "resized", "edits", "reason",
+    "slo_margin", "gap", "shed_rps", "added", "removed", "moved", "resized", "verified", "edits", "reason",
 ]
 
 
