@@ -238,7 +238,7 @@ def solve_cbc(
     xs = []
     for i, v in enumerate(model.vars):
         xs.append(
-            pulp.LpVariable(
+            prob.add_variable(  # PuLP >= 3.3; constructing LpVariable directly is deprecated there
                 f"x{i}",
                 lowBound=None if v.lb == -INF else v.lb,
                 upBound=None if v.ub == INF else v.ub,
