@@ -51,6 +51,8 @@ from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
 
 CG_ROUNDS = 8  # at most this many master LP -> block rounds after the first (LP-dual) round
 CG_BLOCK_MAX_NODES = 500  # branch-and-bound nodes per block (its dual bound still counts)
+CG_BLOCK_MAX_NODES_LARGE = 50  # above decompose.MAX_INTEGER_VARIABLES: blocks of 1,000-2,000 variables,
+# where 500 nodes took 84 s for the 100 blocks of synth 10,000 GPUs at the LP's prices, 50 nodes 36 s
 BLOCK_HIGHS_OPTIONS = {
     # HiGHS' primal heuristics off in the blocks: measured on the 40 blocks of synth 1,000 GPUs
     # seed 0 at the LP's prices, 4.8 s -> 2.8 s with the same optima (sum of dual bounds 0.02 %
@@ -285,6 +287,12 @@ def _scope(m: str, pr: Prices, standby: bool) -> Scope:
     return Scope(models=frozenset([m]), fractional=True, standby=standby, slot_cost_share=0.0, tie_break=False, unit_price=unit, cut_price=cut, budget_price=budget, slot_price=slot)
 
 
+def _block_nodes(prob: Problem) -> int:
+    from maestro_plan.solve.decompose import MAX_INTEGER_VARIABLES
+
+    return CG_BLOCK_MAX_NODES if prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES else CG_BLOCK_MAX_NODES_LARGE
+
+
 def _block(prob: Problem, job, seed: int):
     """(bound contribution, replica counts, holds, slot use, work, solution) of one priced block.
     `job`: a Scope, or (Scope, the same block's solution at other prices: a MIP start, since only
@@ -295,7 +303,7 @@ def _block(prob: Problem, job, seed: int):
     lm, v = build_model(prob, scope)
     if start is not None and len(start) != len(lm.vars):
         start = None
-    res = solve_highs(lm, time_limit=BLOCK_WALL_CAP_S, seed=seed, rel_gap=BLOCK_REL_GAP, max_nodes=CG_BLOCK_MAX_NODES, hint=start, options=BLOCK_HIGHS_OPTIONS)
+    res = solve_highs(lm, time_limit=BLOCK_WALL_CAP_S, seed=seed, rel_gap=BLOCK_REL_GAP, max_nodes=_block_nodes(prob), hint=start, options=BLOCK_HIGHS_OPTIONS)
     val = res.bound if res.bound is not None else (res.objective if res.status == "optimal" else None)
     work = res.lp_iterations + CG_NODE_WORK * res.nodes
     if res.values is None:
