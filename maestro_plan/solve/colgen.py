@@ -43,6 +43,7 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from maestro_plan.solve.decompose import BLOCK_REL_GAP, BLOCK_WALL_CAP_S, Decomposition, _const, _prices, _run_blocks, _usage, fits
 from maestro_plan.solve.formulate import GIB, STANDBY_DRAM_FRACTION, STANDBY_MAX_MODELS, Scope, build_model
@@ -233,7 +234,7 @@ def _master(prob: Problem, cols: _Columns, models: list[str], *, integer: bool):
             st = prob.slot_types[t]
             cost[K[t]] += prob.pools[st.pool].price_per_gpu_hour * st.units / UNITS_PER_GPU
     lm.objective("cost", "min", dict(cost))
-    return lm, w, K, shared
+    return lm, w, K, shared, gvars
 
 
 def _master_duals(prob: Problem, cols: _Columns, models: list[str]) -> tuple[float, Prices] | None:
@@ -243,7 +244,7 @@ def _master_duals(prob: Problem, cols: _Columns, models: list[str]) -> tuple[flo
 
     from maestro_plan.solve.milp import _highs_instance, _set_objective
 
-    lm, _w, _K, shared = _master(prob, cols, models, integer=False)
+    lm, _w, _K, shared, _g = _master(prob, cols, models, integer=False)
     h = _highs_instance(lm, relax=True, seed=prob.settings.seed, time_limit=MASTER_WALL_CAP_S)
     _set_objective(h, lm, 0)
     h.run()
@@ -287,6 +288,16 @@ def _scope(m: str, pr: Prices, standby: bool) -> Scope:
     return Scope(models=frozenset([m]), fractional=True, standby=standby, slot_cost_share=0.0, tie_break=False, unit_price=unit, cut_price=cut, budget_price=budget, slot_price=slot)
 
 
+class _BlockOut(NamedTuple):
+    value: float | None  # the block's dual bound (its optimum when closed)
+    counts: dict[int, int] | None
+    holds: dict[int, int] | None
+    slot_use: dict | None
+    work: int  # simplex iterations + CG_NODE_WORK x nodes
+    x: list[float] | None  # the solution (next round's MIP start)
+    hit_wall_clock: bool  # BLOCK_WALL_CAP_S fired: the result may depend on machine load
+
+
 def _block_nodes(prob: Problem) -> int:
     from maestro_plan.solve.decompose import MAX_INTEGER_VARIABLES
 
@@ -307,7 +318,7 @@ def _block(prob: Problem, job, seed: int):
     val = res.bound if res.bound is not None else (res.objective if res.status == "optimal" else None)
     work = res.lp_iterations + CG_NODE_WORK * res.nodes
     if res.values is None:
-        return val, None, None, None, work, None
+        return _BlockOut(val, None, None, None, work, None, res.hit_wall_clock)
     x = res.values
     counts = {gi: int(round(x[vi])) for gi, vi in v.n.items() if round(x[vi]) > 0}
     holds = {oi: 1 for oi, vi in v.hold.items() if x[vi] > 0.5}
@@ -323,7 +334,7 @@ def _block(prob: Problem, job, seed: int):
         o = prob.standby_options[oi]
         use[o.slot][1] += 1.0
         use[o.slot][2] += o.weight_bytes / GIB
-    return val, counts, holds, {t: tuple(u) for t, u in sorted(use.items())}, work, x
+    return _BlockOut(val, counts, holds, {t: tuple(u) for t, u in sorted(use.items())}, work, x, res.hit_wall_clock)
 
 
 def _slot_base(prob: Problem, t, unit, cut, budget) -> float:
@@ -392,6 +403,7 @@ def column_generation(prob: Problem, start: dict[int, int] | None = None, *, rou
     last: dict[str, dict[int, int] | None] = {}
     prev: dict[str, list[float]] = {}  # each block's last solution: the next round's MIP start
     rounds_done = 0
+    wall_hit = False  # a block's wall-clock safety cap fired
     slot_models = set(o.model for o in prob.standby_options) & set(models)
     master_slot: dict[int, tuple[float, float, float]] = {}  # the last master LP's slot prices
     L_valid: float | None = None  # the best bound valid with warm standby
@@ -420,7 +432,8 @@ def column_generation(prob: Problem, start: dict[int, int] | None = None, *, rou
         rounds_done += 1
         vals: dict[str, float] = {}
         new = 0
-        for m, (val, counts, holds, use, iters, x) in zip(models, res):
+        for m, (val, counts, holds, use, iters, x, hit) in zip(models, res):
+            wall_hit |= hit
             if val is not None:
                 vals[m] = val
             if x is not None and not (it == 0 and m in slot_models):
@@ -445,7 +458,8 @@ def column_generation(prob: Problem, start: dict[int, int] | None = None, *, rou
         vals = dict(best[2])
         sm = sorted(slot_models)
         res = _run_blocks(prob, [(m, _scope(m, pr_b, standby=True)) for m in sm], fn=_block)
-        for m, (val, counts, holds, use, _work, _x) in zip(sm, res):
+        for m, (val, counts, holds, use, _work, _x, hit) in zip(sm, res):
+            wall_hit |= hit
             if val is None:
                 vals.pop(m, None)
             else:
@@ -456,15 +470,15 @@ def column_generation(prob: Problem, start: dict[int, int] | None = None, *, rou
     bound = lp if L_valid is None else max(lp, L_valid)
     picked = _integer_master(prob, cols, models)
     for _ in range(RESIDUAL_PASSES if picked is not None else 0):
-        if not _residual_columns(prob, cols, models, picked):
+        if not _residual_columns(prob, cols, models, picked[:3]):
             break
-        again = _integer_master(prob, cols, models)
-        if again is None or _plan_cost(prob, again) >= _plan_cost(prob, picked) - 1e-9:
+        again = _integer_master(prob, cols, models, start=picked[3])
+        if again is None or _plan_cost(prob, again[:3]) >= _plan_cost(prob, picked[:3]) - 1e-9:
             break
         picked = again
     if picked is not None:
-        counts, slots, holds = picked
-        return Decomposition(bound, lp, counts, False, time.perf_counter() - t0, rounds_done, slots, holds)
+        counts, slots, holds, _pick = picked
+        return Decomposition(bound, lp, counts, False, time.perf_counter() - t0, rounds_done, slots, holds, hit_wall_clock=wall_hit)
     # no column combination fits (no greedy start and conflicting blocks): repair the last round's
     # block plans one model after the other (without standby; the full solve may add it)
     from maestro_plan.solve.decompose import _conflicts, _repair
@@ -473,28 +487,50 @@ def column_generation(prob: Problem, start: dict[int, int] | None = None, *, rou
     per_model = {m: set((last.get(m) or {}).keys()) for m in models if last.get(m) is not None}
     keep, redo = _conflicts(prob, models, got, per_model, set())
     counts = _repair(prob, keep, redo, got, unit, cut, budget)
-    return Decomposition(bound, lp, counts, False, time.perf_counter() - t0, rounds_done)
+    return Decomposition(bound, lp, counts, False, time.perf_counter() - t0, rounds_done, hit_wall_clock=wall_hit)
 
 
-def _integer_master(prob: Problem, cols: _Columns, models: list[str]) -> tuple[dict[int, int], dict[int, int], dict[int, int]] | None:
+def _integer_master(prob: Problem, cols: _Columns, models: list[str], start: dict[str, int] | None = None):
+    """(counts, slots, holds, the column picked per model) of the integer master, or None.
+    `start`: a column per model of an earlier pick, the MIP start (columns are only ever added,
+    so it stays feasible)."""
     from maestro_plan.solve.milp import solve_highs
 
     if any(not cols.cols[m] for m in models):
         return None
-    lm, w, K, _ = _master(prob, cols, models, integer=True)
-    res = solve_highs(lm, time_limit=MASTER_WALL_CAP_S, seed=prob.settings.seed, rel_gap=MASTER_REL_GAP, max_nodes=MASTER_MAX_NODES)
+    lm, w, K, _, gvars = _master(prob, cols, models, integer=True)
+    hint = None
+    if start is not None and all(m in start for m in models):
+        hint = [0.0] * len(lm.vars)
+        units: dict[int, int] = defaultdict(int)
+        for m in models:
+            c = cols.cols[m][start[m]]
+            hint[w[(m, start[m])]] = 1.0
+            for pi, u in c.units.items():
+                units[pi] += u
+            for t in c.slot_use:
+                if t in K:
+                    hint[K[t]] = 1.0
+        for t, vi in K.items():
+            if hint[vi] > 0.5:
+                units[prob.slot_types[t].pool] += prob.slot_types[t].units
+        for pi, vi in gvars.items():
+            hint[vi] = float(math.ceil(units.get(pi, 0) / UNITS_PER_GPU))
+    res = solve_highs(lm, time_limit=MASTER_WALL_CAP_S, seed=prob.settings.seed, rel_gap=MASTER_REL_GAP, max_nodes=MASTER_MAX_NODES, hint=hint)
     if res.values is None:
         return None
     counts: dict[int, int] = {}
     holds: dict[int, int] = {}
+    pick: dict[str, int] = {}
     for (m, k), vi in sorted(w.items()):
         if res.values[vi] > 0.5:
             counts.update(cols.cols[m][k].counts)
             holds.update(cols.cols[m][k].holds)
+            pick[m] = k
     slots = {t: 1 for t, vi in K.items() if res.values[vi] > 0.5}
     if not fits(prob, counts):
         return None
-    return counts, slots, holds
+    return counts, slots, holds, pick
 
 
 def _plan_cost(prob: Problem, picked: tuple[dict[int, int], dict[int, int], dict[int, int]]) -> float:
@@ -539,6 +575,6 @@ def _residual_columns(prob: Problem, cols: _Columns, models: list[str], picked) 
         scope = Scope(models=frozenset([m]), units_left=units_left, cut_left=cut_left, budget_left={c: b - spend.get(c, 0.0) for c, b in caps.items()}, fractional=True, standby=False, tie_break=False)
         jobs.append((m, scope))
     new = 0
-    for (m, _sc), (_val, got, h_, use, _work, _x) in zip(jobs, _run_blocks(prob, jobs, fn=_block)):
+    for (m, _sc), (_val, got, h_, use, _work, _x, _hit) in zip(jobs, _run_blocks(prob, jobs, fn=_block)):
         new += cols.add(prob, m, got, h_, use)
     return new

@@ -46,6 +46,7 @@ class Decomposition:
     blocks: int
     slots: dict[int, int] | None = None  # swap slots of the start (slot type -> 1)
     holds: dict[int, int] | None = None  # standby options held in them (option -> 1)
+    hit_wall_clock: bool = False  # a block's wall-clock safety cap fired (result may depend on load)
 
 
 def _prices(prob: Problem, standby: bool = True) -> tuple[float | None, dict[int, float], dict[tuple[int, int], float], dict[str, float]]:
@@ -132,7 +133,7 @@ def _run_blocks(prob: Problem, jobs: list[tuple[str, Scope]], fn=None) -> list:
             _SHARED = prob
             try:
                 with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-                    return list(ex.map(_worker, [(m, sc, seed, fn or _block_result) for m, sc in jobs], chunksize=max(1, len(jobs) // (4 * workers))))
+                    return list(ex.map(_worker, [(m, sc, seed, fn or _block_result) for m, sc in jobs], chunksize=1))  # one block per task: block times vary 50x
             except Exception:  # pragma: no cover - e.g. fork refused in a sandbox: run in-process
                 pass
             finally:

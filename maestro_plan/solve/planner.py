@@ -208,6 +208,8 @@ def solve(
 
         dec = column_generation(prob, counts)
         prob.stats["column_generation"] = dec.blocks
+        if dec.hit_wall_clock:
+            prob.notes.append("a column-generation block stopped on its wall-clock safety cap: with another machine load the same inputs may give a different plan")
         dec_bound = dec.bound
         if dec.counts is not None:
             dhint = heuristic.complete(prob, dec.counts, slots=dec.slots, holds=dec.holds)
