@@ -96,24 +96,14 @@ def _block(prob: Problem, scope: Scope, seed: int):
 _SHARED: Problem | None = None  # the problem, inherited by forked block workers
 
 
-def _block_result(prob: Problem, scope: Scope, seed: int) -> tuple[float | None, dict[int, int] | None, bool]:
-    """(bound contribution, replica counts, uses a swap slot) of one block."""
-    lm, v, res = _block(prob, scope, seed)
-    val = res.bound if res.bound is not None else (res.objective if res.status == "optimal" else None)
-    if res.values is None:
-        return val, None, False
-    got = {gi: int(round(res.values[vi])) for gi, vi in v.n.items() if round(res.values[vi]) > 0}
-    return val, got, any(res.values[vi] > 0.5 for vi in v.slot.values())
-
-
 def _worker(job):
     assert _SHARED is not None
-    fn = job[3] if len(job) > 3 else _block_result
-    return fn(_SHARED, job[1], job[2])
+    _m, scope, seed, fn = job
+    return fn(_SHARED, scope, seed)
 
 
-def _run_blocks(prob: Problem, jobs: list[tuple[str, Scope]], fn=None) -> list:
-    """Solve the blocks with `fn` (default: _block_result; a module-level function, so that forked
+def _run_blocks(prob: Problem, jobs: list[tuple[str, object]], fn) -> list:
+    """Solve the blocks with `fn(prob, job, seed)` (a module-level function, so that forked
     workers can run it), in `workers` forked processes where the platform allows (each block is
     deterministic, and results are collected in input order, so the outcome does not depend on
     scheduling)."""
@@ -133,12 +123,12 @@ def _run_blocks(prob: Problem, jobs: list[tuple[str, Scope]], fn=None) -> list:
             _SHARED = prob
             try:
                 with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-                    return list(ex.map(_worker, [(m, sc, seed, fn or _block_result) for m, sc in jobs], chunksize=1))  # one block per task: block times vary 50x
+                    return list(ex.map(_worker, [(m, sc, seed, fn) for m, sc in jobs], chunksize=1))  # one block per task: block times vary 50x
             except Exception:  # pragma: no cover - e.g. fork refused in a sandbox: run in-process
                 pass
             finally:
                 _SHARED = None
-    return [(fn or _block_result)(prob, sc, seed) for _, sc in jobs]
+    return [fn(prob, sc, seed) for _, sc in jobs]
 
 
 def _usage(prob: Problem, counts: dict[int, int]):
