@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -386,10 +387,13 @@ def work_budget(prob: Problem) -> int:
     return int(share * s.time_limit_s * CG_ITERATIONS_PER_S * max(1, min(2, int(s.workers))))
 
 
-def column_generation(prob: Problem, start: dict[int, int] | None = None, *, rounds: int = CG_ROUNDS, work_limit: int | None = None) -> Decomposition:
+def column_generation(
+    prob: Problem, start: dict[int, int] | None = None, *, rounds: int = CG_ROUNDS, work_limit: int | None = None, report: Callable[[str], None] | None = None
+) -> Decomposition:
     """Bound and start for the cost objective (see the module docstring). `start`: replica counts
     of a feasible plan (the greedy one) whose per-model parts seed the columns. Rounds stop after
-    `rounds`, or once the blocks have spent `work_limit` simplex iterations (default work_budget)."""
+    `rounds`, or once the blocks have spent `work_limit` simplex iterations (default work_budget).
+    `report` receives a line of progress after each round."""
     work_limit = work_budget(prob) if work_limit is None else work_limit
     work = 0
     t0 = time.perf_counter()
@@ -452,6 +456,8 @@ def column_generation(prob: Problem, start: dict[int, int] | None = None, *, rou
                 L_valid = L if L_valid is None else max(L_valid, L)
             if best is None or L > best[0]:
                 best = (L, pr, vals, it)
+        if report is not None:
+            report(f"column generation: round {it + 1}, {len(models)} models, bound ${L_valid if L_valid is not None else lp:,.2f}/h, {sum(len(c) for c in cols.cols.values())} columns, work {100 * work / max(1, work_limit):.0f}%")
         if (it > 0 and new == 0) or work >= work_limit:
             break
     # the standby round: at the best no-standby prices, the slot models' blocks with standby

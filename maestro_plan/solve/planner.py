@@ -211,7 +211,7 @@ def solve(
             stage("column generation over per-model plans")
         from maestro_plan.solve.colgen import column_generation
 
-        dec = column_generation(prob, counts)
+        dec = column_generation(prob, counts, report=stage)
         prob.stats["column_generation"] = dec.blocks
         if dec.hit_wall_clock:
             prob.notes.append("a column-generation block stopped on its wall-clock safety cap: with another machine load the same inputs may give a different plan")
