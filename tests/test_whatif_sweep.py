@@ -139,3 +139,14 @@ def test_executor_parity_local_vs_ray(base_plan) -> None:
     assert not ray.is_initialized()  # the sweep shut down the local Ray it started
     assert json.dumps(local, sort_keys=True) == json.dumps(on_ray, sort_keys=True)
     assert [r["feasible"] for r in local] == [True, True, False]
+
+
+def test_whatif_plan_folders_are_safe_and_distinct() -> None:
+    """Scenario names become folder names under --out: path separators and spaces cannot escape
+    the folder, and names that sanitise alike still get their own folders."""
+    from maestro_plan.cli.whatif_cmds import _plan_folders
+
+    got = _plan_folders(["../etc", "a b", "a/b", "a_b", "x2"])
+    assert got["x2"] == "x2"
+    assert len(set(got.values())) == 5
+    assert all("/" not in f and " " not in f and not f.startswith(".") for f in got.values())
