@@ -138,6 +138,15 @@ def test_short_inventory_names_the_resource(tmp_path: Path) -> None:
     assert (s.needed, s.available) == (14, 8)
     assert "l4" in s.unit and M1B in s.subject and "users" in s.subject and "interactive" in s.subject
     assert "needs 14 l4 GPUs, has 8" in s.render()
+    assert "(the solver proved it)" not in str(ei.value) and "no plan satisfies the constraints" in str(ei.value)
+    # the same relaxation, when no backend proved infeasibility but none found a plan in time,
+    # says so instead of claiming a proof, and still names the shortfall
+    from maestro_plan.solve import explain
+    from maestro_plan.solve.formulate import build_problem
+
+    err = explain.elastic(build_problem(inputs, S.settings(headroom=0.0, standby=False, colocation=False)), proved=False, limit_s=7.0)
+    assert str(err).startswith("no plan found within the time limit (7 s of solver work)")
+    assert [x.render() for x in err.shortfalls] == [x.render() for x in ei.value.shortfalls]
 
 
 def test_model_too_big_for_the_fleet(tmp_path: Path) -> None:
