@@ -21,18 +21,12 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks._common import pin_cores
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 REPO = HERE.parent
 TARGET_S = 60.0
-
-
-def _pin(cores: int) -> list[int]:
-    if hasattr(os, "sched_setaffinity") and cores > 0:
-        avail = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, avail[:cores])
-        return sorted(os.sched_getaffinity(0))
-    return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--time-limit", type=float, default=20.0)
     args = ap.parse_args(argv)
-    cpus = _pin(args.cores)
+    cpus = pin_cores(args.cores)
 
     from maestro_plan.load.loader import load_inputs
     from maestro_plan.simulate import SimConfig, build_report, run_simulation

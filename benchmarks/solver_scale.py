@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks._common import pin_cores
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 WORK = HERE / "out" / "solver_scale"  # git-ignored
@@ -110,14 +112,6 @@ def run_solver(inputs: Any, settings: Any) -> tuple[Any, float]:
 
 
 # --------------------------------------------------------------------------------------------
-
-
-def _pin(cores: int) -> list[int]:
-    if hasattr(os, "sched_setaffinity") and cores > 0:
-        avail = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, avail[:cores])
-        return sorted(os.sched_getaffinity(0))
-    return []
 
 
 def _rel(a: float | None, b: float | None) -> float | None:
@@ -242,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if catalogue is None and not args.embedded:
         bundled = HERE.parent / "models"
         catalogue = bundled if any(bundled.glob("*.yaml")) else None
-    cores = _pin(args.cores)
+    cores = pin_cores(args.cores)
     doc: dict[str, Any] = {
         "seeds": args.seeds or "per case",
         "catalogue": str(catalogue.relative_to(HERE.parent) if catalogue and catalogue.is_relative_to(HERE.parent) else catalogue or "embedded"),

@@ -40,13 +40,25 @@ alone on a swap slot pays the whole slot, the bound charges it a quarter.
 from __future__ import annotations
 
 import math
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from maestro_plan.solve.decompose import BLOCK_REL_GAP, BLOCK_WALL_CAP_S, Decomposition, _const, _prices, _run_blocks, _usage, fits
+from maestro_plan.solve.decompose import (
+    BLOCK_REL_GAP,
+    BLOCK_WALL_CAP_S,
+    MAX_INTEGER_VARIABLES,
+    Decomposition,
+    _conflicts,
+    _const,
+    _prices,
+    _repair,
+    _run_blocks,
+    _usage,
+    cut_rows,
+    fits,
+)
 from maestro_plan.solve.formulate import GIB, STANDBY_DRAM_FRACTION, STANDBY_MAX_MODELS, Scope, build_model
 from maestro_plan.solve.model import LinearModel
 from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
@@ -114,17 +126,6 @@ class _Columns:
         self.seen.add(key)
         self.cols[model].append(_column(prob, model, counts, holds or {}, slot_use or {}))
         return True
-
-
-def _cut_rows(prob: Problem) -> list[tuple[int, int]]:
-    out = []
-    for p in prob.pools:
-        t = 2
-        while t <= p.gpus_per_node:
-            if p.gpus_per_node % t:
-                out.append((p.index, t))
-            t *= 2
-    return out
 
 
 def _column(prob: Problem, model: str, counts: dict[int, int], holds: dict[int, int], slot_use: dict) -> Column:
@@ -203,12 +204,12 @@ def _master(prob: Problem, cols: _Columns, models: list[str], *, integer: bool):
         p_slots = [t for t in slot_ts if prob.slot_types[t].pool == p.index]
         if p_slots:
             row(f"slots[{p.key}]", {K[t]: 1.0 for t in p_slots}, 1.0, "-", p.index, ELASTIC_PRICE * dear * UNITS_PER_GPU)
-    for pi, t in _cut_rows(prob):
+    for pi, t in cut_rows(prob):
         p = prob.pools[pi]
         terms = {w[(m, k)]: float(c.cut[(pi, t)]) for m in models for k, c in enumerate(cols.cols[m]) if c.cut.get((pi, t))}
         terms.update({K[st]: float(prob.slot_types[st].tp) for st in slot_ts if prob.slot_types[st].pool == pi and prob.slot_types[st].tp >= t})
         if terms:
-            row(f"inventory[{p.key}/tp>={t}]", terms, float(p.node_count * (p.gpus_per_node // t) * t), "cut", (pi, t), ELASTIC_PRICE * dear * UNITS_PER_GPU)
+            row(f"inventory[{p.key}/tp>={t}]", terms, float(p.cut_capacity(t)), "cut", (pi, t), ELASTIC_PRICE * dear * UNITS_PER_GPU)
     for t in slot_ts:
         models_cap, dram_cap = _slot_capacity(prob, t)
         for j, (kind, cap) in enumerate((("busy", 1.0), ("held", models_cap), ("dram", dram_cap))):
@@ -302,8 +303,6 @@ class _BlockOut(NamedTuple):
 
 
 def _block_nodes(prob: Problem) -> int:
-    from maestro_plan.solve.decompose import MAX_INTEGER_VARIABLES
-
     return CG_BLOCK_MAX_NODES if prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES else CG_BLOCK_MAX_NODES_LARGE
 
 
@@ -380,8 +379,6 @@ def work_budget(prob: Problem) -> int:
     """Simplex iterations the rounds may spend: CG_SHARE of --time-limit at CG_ITERATIONS_PER_S
     per worker (at most 2 counted). A count of work, not seconds, so that the number of rounds,
     and so the plan, does not depend on the machine's load."""
-    from maestro_plan.solve.decompose import MAX_INTEGER_VARIABLES
-
     s = prob.settings
     share = CG_SHARE if prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES else CG_SHARE_LARGE
     return int(share * s.time_limit_s * CG_ITERATIONS_PER_S * max(1, min(2, int(s.workers))))
@@ -396,13 +393,12 @@ def column_generation(
     `report` receives a line of progress after each round."""
     work_limit = work_budget(prob) if work_limit is None else work_limit
     work = 0
-    t0 = time.perf_counter()
     models = sorted({d.model for d in prob.demands})
     if prob.settings.objective != "cost" or not models:
-        return Decomposition(None, None, None, False, 0.0, 0)
+        return Decomposition(None, None, None, 0)
     lp, unit, cut, budget = _prices(prob)
     if lp is None:
-        return Decomposition(None, None, None, False, time.perf_counter() - t0, 0)
+        return Decomposition(None, None, None, 0)
     pr: Prices = (unit, cut, budget, {})
     cols = _Columns()
     if start:
@@ -489,16 +485,14 @@ def column_generation(
         picked = again
     if picked is not None:
         counts, slots, holds, _pick = picked
-        return Decomposition(bound, lp, counts, False, time.perf_counter() - t0, rounds_done, slots, holds, hit_wall_clock=wall_hit)
+        return Decomposition(bound, lp, counts, rounds_done, slots, holds, hit_wall_clock=wall_hit)
     # no column combination fits (no greedy start and conflicting blocks): repair the last round's
     # block plans one model after the other (without standby; the full solve may add it)
-    from maestro_plan.solve.decompose import _conflicts, _repair
-
     got = {gi: n for m in models for gi, n in (last.get(m) or {}).items()}
     per_model = {m: set((last.get(m) or {}).keys()) for m in models if last.get(m) is not None}
-    keep, redo = _conflicts(prob, models, got, per_model, set())
+    keep, redo = _conflicts(prob, models, got, per_model)
     counts = _repair(prob, keep, redo, got, unit, cut, budget)
-    return Decomposition(bound, lp, counts, False, time.perf_counter() - t0, rounds_done, hit_wall_clock=wall_hit)
+    return Decomposition(bound, lp, counts, rounds_done, hit_wall_clock=wall_hit)
 
 
 def _integer_master(prob: Problem, cols: _Columns, models: list[str], start: dict[str, int] | None = None):
@@ -577,7 +571,7 @@ def _residual_columns(prob: Problem, cols: _Columns, models: list[str], picked) 
             continue  # its standby share stays as picked
         mu, mc = _usage(prob, per.get(m, {}))
         units_left = {p.index: p.units - total_units.get(p.index, 0) + mu.get(p.index, 0) - slot_units.get(p.index, 0) for p in prob.pools}
-        cut_left = {k: prob.pools[k[0]].node_count * (prob.pools[k[0]].gpus_per_node // k[1]) * k[1] - total_cut.get(k, 0) + mc.get(k, 0) - slot_cut.get(k, 0) for k in _cut_rows(prob)}
+        cut_left = {k: prob.pools[k[0]].cut_capacity(k[1]) - total_cut.get(k, 0) + mc.get(k, 0) - slot_cut.get(k, 0) for k in cut_rows(prob)}
         spend: dict[str, float] = defaultdict(float)
         for pi, u in total_units.items():
             p = prob.pools[pi]

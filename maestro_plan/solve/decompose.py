@@ -41,9 +41,7 @@ class Decomposition:
     bound: float | None  # valid lower bound of the cost objective (None if not computed)
     lp_bound: float | None
     counts: dict[int, int] | None  # replica counts per group of a feasible start (None if none)
-    exact_fit: bool  # the priced blocks' own optima fit together
-    wall_s: float
-    blocks: int
+    rounds: int  # rounds of block solves
     slots: dict[int, int] | None = None  # swap slots of the start (slot type -> 1)
     holds: dict[int, int] | None = None  # standby options held in them (option -> 1)
     hit_wall_clock: bool = False  # a block's wall-clock safety cap fired (result may depend on load)
@@ -147,23 +145,31 @@ def _usage(prob: Problem, counts: dict[int, int]):
     return units, cut
 
 
-def fits(prob: Problem, counts: dict[int, int]) -> bool:
-    """Do these replica counts fit the inventory (whole GPUs per pool, node-shape cuts, budgets)?"""
+def _overused(prob: Problem, counts: dict[int, int]) -> tuple[set[int], set[str]]:
+    """Pools whose GPUs or node-shape cuts, and budget-capped clusters whose $/h, these replica
+    counts exceed (whole GPUs per pool)."""
     units, cut = _usage(prob, counts)
-    spend: dict[str, float] = defaultdict(float)
-    for pi, u in units.items():
-        p = prob.pools[pi]
-        if u > p.units:
-            return False
-        spend[p.cluster] += math.ceil(u / UNITS_PER_GPU) * p.price_per_gpu_hour
+    bad_pools = {pi for pi, u in units.items() if u > prob.pools[pi].units}
     for (pi, t), used in cut.items():
         p = prob.pools[pi]
-        if p.gpus_per_node % t and used > p.node_count * (p.gpus_per_node // t) * t:
-            return False
-    for c in prob.inputs.inventory.clusters:
-        if c.budget_per_hour is not None and spend.get(c.name, 0.0) > c.budget_per_hour + 1e-9:
-            return False
-    return True
+        if p.gpus_per_node % t and used > p.cut_capacity(t):
+            bad_pools.add(pi)
+    spend: dict[str, float] = defaultdict(float)
+    for pi, u in units.items():
+        spend[prob.pools[pi].cluster] += math.ceil(u / UNITS_PER_GPU) * prob.pools[pi].price_per_gpu_hour
+    bad_clusters = {c.name for c in prob.inputs.inventory.clusters if c.budget_per_hour is not None and spend.get(c.name, 0.0) > c.budget_per_hour + 1e-9}
+    return bad_pools, bad_clusters
+
+
+def fits(prob: Problem, counts: dict[int, int]) -> bool:
+    """Do these replica counts fit the inventory (whole GPUs per pool, node-shape cuts, budgets)?"""
+    bad_pools, bad_clusters = _overused(prob, counts)
+    return not bad_pools and not bad_clusters
+
+
+def cut_rows(prob: Problem) -> list[tuple[int, int]]:
+    """(pool, t) of every node-shape cut of the inventory (Pool.cut_sizes)."""
+    return [(p.index, t) for p in prob.pools for t in p.cut_sizes]
 
 
 def _const(prob: Problem, unit, cut, budget) -> float:
@@ -171,7 +177,7 @@ def _const(prob: Problem, unit, cut, budget) -> float:
     const = sum(lam * prob.pools[pi].units for pi, lam in unit.items())
     for (pi, t), lam in cut.items():
         p = prob.pools[pi]
-        const += lam * p.node_count * (p.gpus_per_node // t) * t
+        const += lam * p.cut_capacity(t)
     for c in prob.inputs.inventory.clusters:
         if c.name in budget and c.budget_per_hour is not None:
             const += budget[c.name] * c.budget_per_hour
@@ -207,23 +213,14 @@ def _repair(prob: Problem, keep: set[str], redo: list[str], counts: dict[int, in
     return None
 
 
-def _conflicts(prob: Problem, models: list[str], counts: dict[int, int], per_model: dict[str, set[int]], slot_models: set[str]) -> tuple[set[str], list[str]]:
-    """Models whose block solution uses an over-used pool, cut or budget (or a swap slot)."""
-    units, cut = _usage(prob, counts)
-    bad_pools = {pi for pi, u in units.items() if u > prob.pools[pi].units}
-    for (pi, t), used in cut.items():
-        p = prob.pools[pi]
-        if p.gpus_per_node % t and used > p.node_count * (p.gpus_per_node // t) * t:
-            bad_pools.add(pi)
-    spend: dict[str, float] = defaultdict(float)
-    for pi, u in units.items():
-        spend[prob.pools[pi].cluster] += math.ceil(u / UNITS_PER_GPU) * prob.pools[pi].price_per_gpu_hour
-    bad_clusters = {c.name for c in prob.inputs.inventory.clusters if c.budget_per_hour is not None and spend.get(c.name, 0.0) > c.budget_per_hour + 1e-9}
+def _conflicts(prob: Problem, models: list[str], counts: dict[int, int], per_model: dict[str, set[int]]) -> tuple[set[str], list[str]]:
+    """Models whose block solution uses an over-used pool, cut or budget, or that have none."""
+    bad_pools, bad_clusters = _overused(prob, counts)
     redo = []
     keep = set()
     for m in models:
         pools_m = {prob.groups[gi].pool for gi in per_model.get(m, ())}
-        if m in slot_models or m not in per_model or pools_m & bad_pools or {prob.pools[pi].cluster for pi in pools_m} & bad_clusters:
+        if m not in per_model or pools_m & bad_pools or {prob.pools[pi].cluster for pi in pools_m} & bad_clusters:
             redo.append(m)
         else:
             keep.add(m)
@@ -247,13 +244,7 @@ def _sequential(prob: Problem, models: list[str], unit, cut_price, budget_price,
     for m in order:
         units, cut = _usage(prob, seq)
         units_left = {p.index: p.units - units.get(p.index, 0) for p in prob.pools}
-        cut_left = {}
-        for p in prob.pools:
-            t = 2
-            while t <= p.gpus_per_node:
-                if p.gpus_per_node % t:
-                    cut_left[(p.index, t)] = p.node_count * (p.gpus_per_node // t) * t - cut.get((p.index, t), 0)
-                t *= 2
+        cut_left = {(pi, t): prob.pools[pi].cut_capacity(t) - cut.get((pi, t), 0) for pi, t in cut_rows(prob)}
         spend: dict[str, float] = defaultdict(float)
         for pi, u in units.items():
             p = prob.pools[pi]

@@ -236,7 +236,7 @@ def elastic(prob, *, time_limit: float = 30.0, proved: bool = True, limit_s: flo
         if kind == "cut":
             pkey, t = ref[len("inventory[") : -1].split("/tp>=")
             p = next(p for p in pools if p.key == pkey)
-            cap = p.node_count * (p.gpus_per_node // int(t)) * int(t)
+            cap = p.cut_capacity(int(t))
             shortfalls.append(
                 Shortfall("inventory", f"replicas of TP >= {t} in pool {p.name} ({p.cluster})", cap + round(val), cap, "GPUs", f"nodes of {p.gpus_per_node} GPUs hold at most {p.gpus_per_node // int(t)} such group(s) each")
             )

@@ -707,18 +707,12 @@ def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel,
             for t in slots_by_pool[pi]:
                 terms[v.slot[t.index]] = -float(t.units)
             lm.ge(f"inventory[{p.key}]", "inventory", terms, 0.0)
-        tmax = max([cands[g.cand].tp for g in by_pool[pi]] + [t.tp for t in slots_by_pool[pi]] + [1])
-        t = 2
-        while t <= min(tmax, p.gpus_per_node):
-            if p.gpus_per_node % t:
-                cut = {v.n[g.index]: float(cands[g.cand].tp) for g in by_pool[pi] if cands[g.cand].tp >= t}
-                cut.update({v.slot[st.index]: float(st.tp) for st in slots_by_pool[pi] if st.tp >= t})
-                cap = p.node_count * (p.gpus_per_node // t) * t
-                if sc.cut_left is not None:
-                    cap = sc.cut_left.get((pi, t), cap)
-                if cut:
-                    lm.le(f"inventory[{p.key}/tp>={t}]", "inventory", cut, float(cap))
-            t *= 2
+        for t in p.cut_sizes:
+            cut = {v.n[g.index]: float(cands[g.cand].tp) for g in by_pool[pi] if cands[g.cand].tp >= t}
+            cut.update({v.slot[st.index]: float(st.tp) for st in slots_by_pool[pi] if st.tp >= t})
+            cap = p.cut_capacity(t) if sc.cut_left is None else sc.cut_left.get((pi, t), p.cut_capacity(t))
+            if cut:
+                lm.le(f"inventory[{p.key}/tp>={t}]", "inventory", cut, float(cap))
         if slots_by_pool[pi]:
             lm.le(f"standby[{p.key}/slots]", "standby", {v.slot[st.index]: 1.0 for st in slots_by_pool[pi]}, 1.0)
 

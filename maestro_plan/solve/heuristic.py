@@ -51,7 +51,7 @@ class _State:
             return False
         t = 2
         while t <= c.tp:
-            if p.gpus_per_node % t and self.cut[(g.pool, t)] + c.tp > p.node_count * (p.gpus_per_node // t) * t:
+            if p.gpus_per_node % t and self.cut[(g.pool, t)] + c.tp > p.cut_capacity(t):
                 return False
             t *= 2
         cap = self.budget.get(p.cluster)
@@ -262,16 +262,20 @@ def polish(prob: Problem, fixed: dict[int, float], *, time_limit: float = 30.0) 
     objectives that still matter (served demand under goodput, then network latency)."""
     from maestro_plan.solve.milp import solve_highs
 
-    base = prob.lm
-    lm = LinearModel()
-    for i, var in enumerate(base.vars):
-        if i in fixed:
-            lm.vars.append(Var(var.name, fixed[i], fixed[i], False, var.resolution, var.family))
-        else:
-            lm.vars.append(Var(var.name, var.lb, var.ub, False, var.resolution, var.family))
-    lm.rows = base.rows
-    lm.objectives = [o for o in base.objectives if o.name != "cost"]
+    lm = _fixed_lp(prob, fixed)
+    lm.rows = prob.lm.rows
     return solve_highs(lm, time_limit=time_limit, seed=prob.settings.seed, relax=True)
+
+
+def _fixed_lp(prob: Problem, fixed: dict[int, float]) -> LinearModel:
+    """The model's variables, continuous, those in `fixed` pinned to their values, with the
+    objectives after cost (rows left to the caller)."""
+    lm = LinearModel()
+    for i, var in enumerate(prob.lm.vars):
+        lo, hi = (fixed[i], fixed[i]) if i in fixed else (var.lb, var.ub)
+        lm.vars.append(Var(var.name, lo, hi, False, var.resolution, var.family))
+    lm.objectives = [o for o in prob.lm.objectives if o.name != "cost"]
+    return lm
 
 
 def complete(prob: Problem, counts: dict[int, int] | None, *, time_limit: float = 30.0, slots: dict[int, int] | None = None, holds: dict[int, int] | None = None) -> list[float] | None:
@@ -295,20 +299,13 @@ push a row over."""
 def _tight_flows(prob: Problem, fixed: dict[int, float], slack: float) -> list[float] | None:
     from maestro_plan.solve.milp import solve_highs
 
-    base = prob.lm
-    lm = LinearModel()
-    for i, var in enumerate(base.vars):
-        if i in fixed:
-            lm.vars.append(Var(var.name, fixed[i], fixed[i], False, var.resolution, var.family))
-        else:
-            lm.vars.append(Var(var.name, var.lb, var.ub, False, var.resolution, var.family))
-    for r in base.rows:
+    lm = _fixed_lp(prob, fixed)
+    for r in prob.lm.rows:
         if r.family == "capacity" and r.name.startswith("capacity["):
             coef = [c * (1.0 - slack) if (i in fixed and c < 0) else c for i, c in zip(r.idx, r.coef)]
             lm.row(r.name, r.family, list(zip(r.idx, coef)), lo=r.lo, hi=r.hi)
         else:
             lm.rows.append(r)
-    lm.objectives = [o for o in base.objectives if o.name != "cost"]
     res = solve_highs(lm, time_limit=30.0, seed=prob.settings.seed, relax=True)
     return list(res.values) if res.values is not None else None
 

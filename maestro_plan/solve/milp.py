@@ -28,7 +28,13 @@ MIP_REL_GAP = 1e-6  # HiGHS' default is 1e-4; tighter so that backends agree on 
 
 
 def _hold_rhs(value: float, rel_tol: float) -> float:
+    """Upper side of a row holding a minimised objective at `value` (later lexicographic phases)."""
     return value + max(1e-9, rel_tol * abs(value))
+
+
+def _hold_lhs(value: float, rel_tol: float) -> float:
+    """Lower side of a row holding a maximised objective at `value`."""
+    return value - max(1e-9, rel_tol * abs(value))
 
 
 # ------------------------------------------------------------------------------------------
@@ -193,7 +199,7 @@ def solve_highs(
                 if obj.sense == "min":
                     h.addRow(-inf, _hold_rhs(held, obj.rel_tol), len(idx), idx, val)
                 else:
-                    h.addRow(held - max(1e-9, obj.rel_tol * abs(held)), inf, len(idx), idx, val)
+                    h.addRow(_hold_lhs(held, obj.rel_tol), inf, len(idx), idx, val)
         else:
             phases.append(PhaseResult(name, status, None, None, wall, None))
             if k == 0:
@@ -296,7 +302,7 @@ def solve_cbc(
                 if obj.sense == "min":
                     prob += (e <= _hold_rhs(held, obj.rel_tol)), f"hold{k}"
                 else:
-                    prob += (e >= held - max(1e-9, obj.rel_tol * abs(held))), f"hold{k}"
+                    prob += (e >= _hold_lhs(held, obj.rel_tol)), f"hold{k}"
         else:
             status = "infeasible" if prob.status == pulp.LpStatusInfeasible else "unknown"
             phases.append(PhaseResult(name, status, None, None, wall, None))

@@ -212,7 +212,7 @@ def solve(
         from maestro_plan.solve.colgen import column_generation
 
         dec = column_generation(prob, counts, report=stage)
-        prob.stats["column_generation"] = dec.blocks
+        prob.stats["column_generation"] = dec.rounds
         if dec.hit_wall_clock:
             prob.notes.append("a column-generation block stopped on its wall-clock safety cap: with another machine load the same inputs may give a different plan")
         dec_bound = dec.bound

@@ -68,6 +68,22 @@ class Pool:
     def failure_domain(self) -> tuple[str, str]:
         return (self.cluster, self.zone)
 
+    @property
+    def cut_sizes(self) -> tuple[int, ...]:
+        """Powers of two t >= 2 that do not divide the node size: TP >= t groups then cannot use
+        every GPU of a node, and the inventory needs a node-shape cut for them."""
+        out = []
+        t = 2
+        while t <= self.gpus_per_node:
+            if self.gpus_per_node % t:
+                out.append(t)
+            t *= 2
+        return tuple(out)
+
+    def cut_capacity(self, t: int) -> int:
+        """GPUs that groups of TP >= t (powers of two) can use at most: floor(node size / t) x t per node."""
+        return self.node_count * (self.gpus_per_node // t) * t
+
 
 @dataclass(frozen=True)
 class DemandRow:
