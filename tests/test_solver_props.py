@@ -272,3 +272,68 @@ def test_measured_capacity_table_is_solved_with_and_verified_with(tmp_path: Path
     tampered = plan.model_copy(update={"settings": plan.settings.model_copy(update={"capacity_table_sha256": hashlib.sha256(json.dumps([row.model_dump() for row in t2.rows], sort_keys=True, separators=(",", ":")).encode()).hexdigest()})})
     rep = verify_plan(tampered, S.load(paths), capacity_table=t2)
     assert not rep.ok and {v.constraint for v in rep.violations} >= {"capacity"}
+
+
+def test_highs_answer_is_checked_against_its_point() -> None:
+    """A real block on which HiGHS (1.16, presolve on, given a start) reported the start optimal at
+    10.71 while it costs 322.79: solve_highs re-solves until the reported objective is the returned
+    point's, and that point is the optimum (HiGHS without presolve, solved here)."""
+    from maestro_plan.solve.milp import solve_highs
+    from maestro_plan.solve.model import INF, LinearModel
+
+    d = json.loads((Path(__file__).parent / "data" / "highs" / "block_start_misreported.json").read_text())
+    lm = LinearModel()
+    for name, lb, ub, integer in d["vars"]:
+        lm.var(name, -INF if lb is None else lb, INF if ub is None else ub, integer=integer)
+    for name, family, idx, coef, lo, hi in d["rows"]:
+        lm.row(name, family, list(zip(idx, coef)), lo=-INF if lo is None else lo, hi=INF if hi is None else hi)
+    for name, sense, terms, constant in d["objectives"]:
+        lm.objective(name, sense, dict((int(k), c) for k, c in terms), constant)
+    start = d["start"]
+    assert lm.objectives[0].value(start) == pytest.approx(322.7877, abs=1e-3)
+    ref = solve_highs(lm, time_limit=30, options={"presolve": "off"})
+    assert ref.status == "optimal"
+    opts = {"mip_heuristic_run_feasibility_jump": False, "mip_heuristic_run_rens": False, "mip_heuristic_run_rins": False}
+    res = solve_highs(lm, time_limit=30, hint=start, rel_gap=1e-4, max_nodes=500, options=opts)
+    assert res.values is not None
+    assert res.objective == pytest.approx(lm.objectives[0].value(res.values), rel=1e-9)
+    assert res.objective == pytest.approx(ref.objective, rel=1e-6)
+    assert res.bound is not None and res.bound <= res.objective + 1e-6
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(fleets())
+def test_routing_rows_have_the_flow_models_optimum(tmp_path_factory, case) -> None:
+    """formulate.routing_rows (replica counts with Gale's supply-demand rows, no flows) has the
+    same optimum as the flow model: for the whole fleet (whole GPUs) and for every per-model
+    block column generation prices (fractional GPUs at the LP's duals), with two request sources
+    whose latency to the clusters differs."""
+    from maestro_plan.solve.decompose import _prices
+    from maestro_plan.solve.formulate import Scope, build_model, build_problem
+    from maestro_plan.solve.milp import solve_highs
+
+    pools, models, wf, _solver, headroom = case
+    root = tmp_path_factory.mktemp("fleet")
+    half = max(1, len(pools) // 2)
+    clusters = {"c1": pools[:half], "c2": pools[half:]} if len(pools) > 1 else {"c1": pools}
+    sources = {"users": {c: 1.0 for c in clusters}, "far": {c: 40.0 for c in clusters}}
+    inputs = S.load(S.write_inputs(root, clusters=clusters, models=models, workflows=[wf], sources=sources))
+    try:
+        prob = build_problem(inputs, S.settings(solver="highs", headroom=headroom))
+    except InfeasibleError:
+        return
+    _lp, unit, cut, budget = _prices(prob)
+    scopes = [Scope(tie_break=False)]
+    scopes += [Scope(models=frozenset([m]), fractional=True, tie_break=False, slot_cost_share=0.25, unit_price=unit, cut_price=cut, budget_price=budget) for m in sorted({d.model for d in prob.demands})]
+    compared = 0
+    for sc in scopes:
+        flow, fv = build_model(prob, sc)
+        agg, av = build_model(prob, Scope(**{**sc.__dict__, "aggregate_routing": True}))
+        assert not av.flow and len(agg.vars) < len(flow.vars)  # the flows are gone
+        a = solve_highs(flow, time_limit=30, rel_gap=1e-9)
+        b = solve_highs(agg, time_limit=30, rel_gap=1e-9)
+        assert a.status == b.status
+        if a.status == "optimal":
+            assert b.objective == pytest.approx(a.objective, rel=1e-6, abs=1e-6)
+            compared += 1
+    assert compared or all(solve_highs(build_model(prob, sc)[0], time_limit=30).status == "infeasible" for sc in scopes)

@@ -8,33 +8,34 @@ cluster, and per swap slot: busy time, models held, host DRAM).
 
 1. Columns to start from: the greedy plan, split per model.
 2. Round 0 prices every model's block (decompose.py: a small MILP) at the duals of the LP
-   relaxation. Models that may hold a swap slot may do so, each model held paying a quarter of
-   the slot (at most STANDBY_MAX_MODELS share one), so that its Lagrangian bound is valid for the
-   full model.
+   relaxation. Blocks have no flow variables (formulate.routing_rows: the same whole-replica
+   plans, and HiGHS closes them at the root where the flow form left 1-4 % open after 500 nodes,
+   which was all of the distance between the bound and the master LP on synth 1,000 GPUs seed 0).
+   Models that may hold a swap slot may do so in every round; slot types the master has no row
+   for yet cost each model held a quarter of the slot (at most STANDBY_MAX_MODELS share one), so
+   that every round's Lagrangian bound is valid for the full model.
 3. Later rounds: the restricted master LP (a convex combination of columns per model within the
    shared capacities, with priced elastic slack so that it always solves) gives duals; every
-   block is solved again at those prices, smoothed towards the best prices so far (Wentges), and
-   without standby (faster; their bound holds for the model without standby). Each block starts
-   from its previous solution (only its objective changed). The rounds stop at CG_ROUNDS, when no
-   block offers a new column, or when the blocks have spent the work budget: HiGHS simplex
-   iterations plus branch-and-bound nodes, a count rather than seconds, so that the plan does not
-   depend on the machine's load.
-4. The standby round: at the best no-standby prices, the slot models' blocks are solved with
-   standby (slot types the master prices keep its prices, the others a quarter share), which makes
-   that bound valid for the full model and adds standby columns.
-5. Swap slots in the master: a 0/1 variable K per slot type (paid at the slot's GPU share, counted
+   block is solved again at those prices, smoothed towards the best prices so far (Wentges).
+   When the smoothed prices find no new column, the next round prices at the master's own duals
+   (a mispricing step); when those find none either, the columns are complete. Each block starts
+   from its previous solution (only its objective changed). The rounds stop at CG_ROUNDS, then,
+   or when the blocks have spent the work budget: HiGHS simplex iterations plus branch-and-bound
+   nodes, a count rather than seconds, so that the plan does not depend on the machine's load.
+4. Swap slots in the master: a 0/1 variable K per slot type (paid at the slot's GPU share, counted
    in its pool's inventory) and three rows per slot type (busy <= K, models held <= 4 K, DRAM <= cap
    x K). Bound: L = sum of block optima - priced capacities + sum over pools of min(0, cheapest
    reduced cost of opening a slot there); valid for any non-negative prices, since every priced row
    is implied by the full model's rows.
-6. Start: the master as an integer program (one column per model, whole GPUs per pool, slots 0/1,
+5. Start: the master as an integer program (one column per model, whole GPUs per pool, slots 0/1,
    node-shape cuts and budget caps exact; HiGHS with a node limit). Then up to RESIDUAL_PASSES
    times every model is re-planned alone against what the others of the picked plan leave (real
    prices, exact capacities), and the master picks again: priced columns fit on average, these
    fit next to the rest by construction.
 
-Measured: benchmarks/results/solver_scale.md. The bound is weakest where standby pays: a model
-alone on a swap slot pays the whole slot, the bound charges it a quarter.
+Measured: benchmarks/results/solver_scale.md. The bound is weakest where standby pays on a slot
+type no column holds yet: a model alone on a swap slot pays the whole slot, the bound charges it a
+quarter.
 """
 
 from __future__ import annotations
@@ -87,7 +88,6 @@ CG_SHARE_LARGE = 0.25  # above decompose.MAX_INTEGER_VARIABLES, where a work uni
 CG_ITERATIONS_PER_S = 25000  # HiGHS work units (simplex iterations + CG_NODE_WORK per node) per second
 # and worker on the benchmark machine (2 cores; synth 1,000 GPUs seed 0, round 0: 79,099 units in 1.44 s
 # on 2 workers)
-CG_STANDBY_ROUND_SHARE = 1.3  # the standby round runs while work < this x the rounds' budget
 CG_SMOOTHING = 0.5  # Wentges smoothing: prices = a x best-bound prices + (1 - a) x master duals
 CG_REL_TOL = 1e-4  # stop when the master LP is within this of the best Lagrangian bound
 MASTER_MAX_NODES = 500  # deterministic branch-and-bound limit of the integer master
@@ -289,7 +289,7 @@ def _mix(a: float, x: dict, y: dict) -> dict:
 
 def _scope(m: str, pr: Prices, standby: bool) -> Scope:
     unit, cut, budget, slot = pr
-    return Scope(models=frozenset([m]), fractional=True, standby=standby, slot_cost_share=0.0, tie_break=False, unit_price=unit, cut_price=cut, budget_price=budget, slot_price=slot)
+    return Scope(models=frozenset([m]), fractional=True, standby=standby, slot_cost_share=0.0, tie_break=False, unit_price=unit, cut_price=cut, budget_price=budget, slot_price=slot, aggregate_routing=True)
 
 
 class _BlockOut(NamedTuple):
@@ -404,14 +404,14 @@ def column_generation(
     if start:
         for m, c in sorted(_split(prob, start).items()):
             cols.add(prob, m, c)
-    best: tuple[float, Prices, dict[str, float], int] | None = None  # (L, prices, block values, round)
+    best: tuple[float, Prices] | None = None  # (L, prices) of the best bound so far
     last: dict[str, dict[int, int] | None] = {}
     prev: dict[str, list[float]] = {}  # each block's last solution: the next round's MIP start
     rounds_done = 0
     wall_hit = False  # a block's wall-clock safety cap fired
     slot_models = set(o.model for o in prob.standby_options) & set(models)
     master_slot: dict[int, tuple[float, float, float]] = {}  # the last master LP's slot prices
-    L_valid: float | None = None  # the best bound valid with warm standby
+    mispriced = False  # the last round's smoothed prices found no new column
     for it in range(rounds + 1):
         if it > 0:
             if any(not cols.cols[m] for m in models):
@@ -423,16 +423,13 @@ def column_generation(
             master_slot = pr[3]
             if best is not None and master_lp - best[0] <= CG_REL_TOL * max(1.0, abs(master_lp)):
                 break
-            if best is not None:
+            if best is not None and not mispriced:
                 a = CG_SMOOTHING
                 pr = tuple(_mix(a, b, x) for b, x in zip(best[1], pr))  # type: ignore[assignment]
-        # round 0 (the LP's prices) lets the models that may hold a swap slot do so, each model held
-        # paying a quarter of the slot (_default_slot_prices, whose K term is zero): its L is valid
-        # for the full model. Later rounds leave standby out (faster, and their L bounds the
-        # model without standby only); the standby round after them makes the best of them valid.
-        if it == 0:
-            pr = _default_slot_prices(prob, pr, set())
-        jobs = [(m, (_scope(m, pr, standby=(it == 0 and m in slot_models)), None if it == 0 else prev.get(m))) for m in models]
+        # slot types the master prices keep its prices, the others a quarter share each
+        # (_default_slot_prices: their K term is zero), so that every round's L is valid
+        pr = _default_slot_prices(prob, pr, set(master_slot))
+        jobs = [(m, (_scope(m, pr, standby=m in slot_models), None if it == 0 else prev.get(m))) for m in models]
         res = _run_blocks(prob, jobs, fn=_block)
         rounds_done += 1
         vals: dict[str, float] = {}
@@ -441,40 +438,21 @@ def column_generation(
             wall_hit |= hit
             if val is not None:
                 vals[m] = val
-            if x is not None and not (it == 0 and m in slot_models):
+            if x is not None:
                 prev[m] = x
             last[m] = counts
             new += cols.add(prob, m, counts, holds, use)
             work += iters
         if len(vals) == len(models):
             L = math.fsum(vals.values()) - _const(prob, pr[0], pr[1], pr[2]) + _slot_term(prob, pr)
-            if it == 0 or not slot_models:
-                L_valid = L if L_valid is None else max(L_valid, L)
             if best is None or L > best[0]:
-                best = (L, pr, vals, it)
+                best = (L, pr)
         if report is not None:
-            report(f"column generation: round {it + 1}, {len(models)} models, bound ${L_valid if L_valid is not None else lp:,.2f}/h, {sum(len(c) for c in cols.cols.values())} columns, work {100 * work / max(1, work_limit):.0f}%")
-        if (it > 0 and new == 0) or work >= work_limit:
+            report(f"column generation: round {it + 1}, {len(models)} models, bound ${max(lp, best[0]) if best else lp:,.2f}/h, {sum(len(c) for c in cols.cols.values())} columns, work {100 * work / max(1, work_limit):.0f}%")
+        if work >= work_limit or (it > 0 and new == 0 and (mispriced or CG_SMOOTHING == 0)):
             break
-    # the standby round: at the best no-standby prices, the slot models' blocks with standby
-    # (their plans join the columns; the integer master opens the slots). Worth it only if those
-    # prices beat round 0's valid bound, and only within the work budget.
-    if best is not None and best[3] > 0 and slot_models and L_valid is not None and best[0] > L_valid and work < work_limit * CG_STANDBY_ROUND_SHARE:
-        # slot types the master LP prices keep its prices; the others a quarter share each
-        pr_b = _default_slot_prices(prob, (*best[1][:3], master_slot), set(master_slot))
-        vals = dict(best[2])
-        sm = sorted(slot_models)
-        res = _run_blocks(prob, [(m, _scope(m, pr_b, standby=True)) for m in sm], fn=_block)
-        for m, (val, counts, holds, use, _work, _x, hit) in zip(sm, res):
-            wall_hit |= hit
-            if val is None:
-                vals.pop(m, None)
-            else:
-                vals[m] = min(vals[m], val)
-            cols.add(prob, m, counts, holds, use)
-        if len(vals) == len(models):
-            L_valid = max(L_valid, math.fsum(vals.values()) - _const(prob, pr_b[0], pr_b[1], pr_b[2]) + _slot_term(prob, pr_b))
-    bound = lp if L_valid is None else max(lp, L_valid)
+        mispriced = it > 0 and new == 0
+    bound = lp if best is None else max(lp, best[0])
     picked = _integer_master(prob, cols, models)
     for _ in range(RESIDUAL_PASSES if picked is not None else 0):
         if not _residual_columns(prob, cols, models, picked[:3]):
@@ -577,7 +555,7 @@ def _residual_columns(prob: Problem, cols: _Columns, models: list[str], picked) 
             p = prob.pools[pi]
             # whole GPUs the others pay for, plus one GPU per pool of margin for this model's slices
             spend[p.cluster] += (math.ceil((u - mu.get(pi, 0) + slot_units.get(pi, 0)) / UNITS_PER_GPU) + 1) * p.price_per_gpu_hour
-        scope = Scope(models=frozenset([m]), units_left=units_left, cut_left=cut_left, budget_left={c: b - spend.get(c, 0.0) for c, b in caps.items()}, fractional=True, standby=False, tie_break=False)
+        scope = Scope(models=frozenset([m]), units_left=units_left, cut_left=cut_left, budget_left={c: b - spend.get(c, 0.0) for c, b in caps.items()}, fractional=True, standby=False, tie_break=False, aggregate_routing=True)
         jobs.append((m, scope))
     new = 0
     for (m, _sc), (_val, got, h_, use, _work, _x, _hit) in zip(jobs, _run_blocks(prob, jobs, fn=_block)):

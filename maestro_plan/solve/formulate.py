@@ -624,6 +624,65 @@ class Scope:
     # nothing, since the master pays for it): per slot type, ($/h per busy second per second,
     # $/h per model held, $/h per GiB of host DRAM held)
     slot_price: dict[int, tuple[float, float, float]] | None = None
+    # replica counts without per-arc flows (routing_rows): exact for whole replicas, and HiGHS'
+    # knapsack cuts then work on the capacity rows directly (cost objective, no tie-break)
+    aggregate_routing: bool = False
+
+
+MAX_AGGREGATE_DEMANDS = 8  # routing_rows writes one row per connected set of a model's demands (2^k - 1
+# at most); models with more keep their flow variables
+
+
+def routing_rows(prob: Problem, lm: LinearModel, v: Vars, demands: list[DemandRow], groups: list[Group]) -> None:
+    """Routing of one model's demands without flow variables. Whole replicas with capacities c_g can carry demands r_d
+    (each only to the groups it has arcs to) iff, for every set S of demands, the demands of S fit
+    in the replicas S can reach: sum_{d in S} r_d (1 - standby share of d) <= sum_{g in N(S)} c_g n_g
+    (Gale's supply-demand theorem; the sets whose demands share no group are implied by smaller
+    ones and left out). Plus: some replica a demand reaches, unless standby serves it all. The
+    same integer solutions as the capacity/link/demand rows of the flow model, without the flows."""
+    h = prob.settings.headroom
+    in_scope = {g.index for g in groups}
+    reach: dict[int, frozenset[int]] = {}
+    need: dict[int, float] = {}
+    share: dict[int, dict[int, float]] = {}
+    for d in demands:
+        reach[d.index] = frozenset(prob.arcs[ai].group for ai in prob.arcs_of_demand.get(d.index, []) if prob.arcs[ai].group in in_scope)
+        need[d.index] = d.rate_rps * d.provision_factor * (1.0 + h)
+        share[d.index] = {v.sflow[ai]: 1.0 for ai in prob.sarcs_of_demand.get(d.index, []) if ai in v.sflow}
+    ids = [d.index for d in demands]
+    for mask in range(1, 1 << len(ids)):
+        S = [ids[i] for i in range(len(ids)) if mask >> i & 1]
+        if not _connected(S, reach):
+            continue
+        terms: dict[int, float] = defaultdict(float)
+        for gi in sorted(frozenset().union(*(reach[di] for di in S))):
+            terms[v.n[gi]] -= prob.groups[gi].capacity.rps
+        for di in S:
+            for vi in share[di]:
+                terms[vi] -= need[di]
+        name = "+".join(prob.demands[di].key for di in S)
+        lm.le(f"routing[{name}]", "capacity", dict(terms), -math.fsum(need[di] for di in S))
+    for d in demands:
+        if need[d.index] <= 0:
+            continue
+        terms = {v.n[gi]: 1.0 for gi in sorted(reach[d.index])}
+        terms.update(share[d.index])
+        lm.ge(f"reach[{d.key}]", "demand", terms, 1.0)
+        if share[d.index]:
+            lm.le(f"standby_share[{d.key}]", "demand", share[d.index], 1.0)
+
+
+def _connected(S: list[int], reach: dict[int, frozenset[int]]) -> bool:
+    """Whether the demands of S are linked through groups they share."""
+    seen = {S[0]}
+    todo = [S[0]]
+    while todo:
+        a = todo.pop()
+        for b in S:
+            if b not in seen and reach[a] & reach[b]:
+                seen.add(b)
+                todo.append(b)
+    return len(seen) == len(S)
 
 
 def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel, Vars]:
@@ -654,7 +713,14 @@ def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel,
         for pi in used_pools:
             p = pools[pi]
             v.gpus[pi] = lm.var(f"G[{p.key}]", 0, p.gpus, integer=True, family="gpus")
-    for a in arcs:
+    # models routed by routing_rows (cost objective, no tie-break: the network term needs flows)
+    agg: set[str] = set()
+    if sc.aggregate_routing and s.objective == "cost" and not sc.tie_break:
+        per_model: dict[str, int] = defaultdict(int)
+        for d in demands:
+            per_model[d.model] += 1
+        agg = {m for m, k in per_model.items() if k <= MAX_AGGREGATE_DEMANDS}
+    for a in [a for a in arcs if prob.demands[a.demand].model not in agg]:
         d = prob.demands[a.demand]
         v.flow[a.index] = lm.var(f"x[{d.key}->{prob.groups[a.group].key}]", 0, 1, resolution=ROUTE_RESOLUTION, family="flow")
     for t in slot_types:
@@ -665,8 +731,10 @@ def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel,
         d = prob.demands[a.demand]
         v.sflow[a.index] = lm.var(f"s[{d.key}->{prob.standby_options[a.option].key}]", 0, 1, resolution=ROUTE_RESOLUTION, family="flow")
 
+    for m in sorted(agg):
+        routing_rows(prob, lm, v, [d for d in demands if d.model == m], [g for g in groups if cands[g.cand].model == m])
     # capacity per group
-    for g in groups:
+    for g in [g for g in groups if cands[g.cand].model not in agg]:
         terms = {v.n[g.index]: -g.capacity.rps}
         for ai in prob.arcs_of_group.get(g.index, []):
             d = prob.demands[prob.arcs[ai].demand]
@@ -678,7 +746,7 @@ def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel,
             lm.le(f"link[{ai}]", "capacity", {v.flow[ai]: 1.0, v.n[g.index]: -1.0}, 0.0)
 
     # demand coverage
-    for d in demands:
+    for d in [d for d in demands if d.model not in agg]:
         terms = {v.flow[ai]: 1.0 for ai in prob.arcs_of_demand.get(d.index, [])}
         terms.update({v.sflow[ai]: 1.0 for ai in prob.sarcs_of_demand.get(d.index, []) if ai in v.sflow})
         if s.objective == "goodput":
@@ -828,7 +896,7 @@ def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel,
     total_rate = math.fsum(d.rate_rps for d in prob.demands) or 1.0
     netw: dict[int, float] = {}
     for a in arcs:
-        if a.net_ms > 0:
+        if a.net_ms > 0 and a.index in v.flow:
             netw[v.flow[a.index]] = prob.demands[a.demand].rate_rps * a.net_ms / total_rate
     for a in sarcs:
         if a.net_ms > 0:

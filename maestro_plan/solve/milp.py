@@ -25,6 +25,7 @@ import numpy as np
 from maestro_plan.solve.model import INF, LinearModel, PhaseResult, SolveResult, phase_time_shares, run_phase
 
 MIP_REL_GAP = 1e-6  # HiGHS' default is 1e-4; tighter so that backends agree on optimal objectives
+OBJECTIVE_CHECK_TOL = 1e-6  # relative: HiGHS' reported objective against the returned point's (snapped integers)
 
 
 def _hold_rhs(value: float, rel_tol: float) -> float:
@@ -124,10 +125,48 @@ def solve_highs(
 ) -> SolveResult:
     """Lexicographic solve with HiGHS. `max_nodes` is a deterministic branch-and-bound limit
     (HiGHS' mip_max_nodes), for callers that need a reproducible stopping point; `options` are
-    further HiGHS options by name."""
+    further HiGHS options by name.
+
+    HiGHS' MIP presolve has known cases of reporting a point as optimal with an objective value
+    that is not the point's (ERGO-Code/HiGHS#3094, #3043, #2900). Seen here with highspy 1.16 on
+    per-model blocks given a start: "optimal" at 10.71, the returned point (the start) costs 322.79,
+    the optimum is 16.11. Every MIP answer is therefore checked: the objective of the returned
+    point must be the one HiGHS reports; if not, the solve is repeated without the start, then
+    without presolve (deterministic: the same inputs take the same path)."""
+    first = _solve_highs(model, time_limit=time_limit, seed=seed, hint=hint, relax=relax, rel_gap=rel_gap, max_nodes=max_nodes, options=options)
+    res = first
+    retries = [] if relax or not first.message else ([dict(hint=None)] if hint is not None else []) + [dict(hint=None, options={**(options or {}), "presolve": "off"})]
+    for kw in retries:
+        if not res.message:
+            break
+        again = _solve_highs(model, time_limit=time_limit, seed=seed, relax=relax, rel_gap=rel_gap, max_nodes=max_nodes, **{"options": options, **kw})
+        again.lp_iterations += res.lp_iterations
+        again.nodes += res.nodes
+        again.wall_s += res.wall_s
+        again.hit_wall_clock |= res.hit_wall_clock
+        res = again
+    if res.message:  # still inconsistent: trust no point and no bound
+        res.status, res.values, res.phases = "unknown", None, []
+    return res
+
+
+def _solve_highs(
+    model: LinearModel,
+    *,
+    time_limit: float,
+    seed: int,
+    hint: Sequence[float] | None,
+    relax: bool,
+    rel_gap: float,
+    max_nodes: int | None,
+    options: dict | None,
+) -> SolveResult:
+    """One solve_highs attempt; `message` is set when HiGHS' reported objective is not that of
+    the point it returned."""
     import highspy
 
     t0 = time.perf_counter()
+    message = ""
     h = _highs_instance(model, relax=relax, seed=seed, time_limit=time_limit, rel_gap=rel_gap)
     if max_nodes is not None and not relax:
         h.setOptionValue("mip_max_nodes", int(max_nodes))
@@ -179,6 +218,11 @@ def solve_highs(
             values = [float(round(x)) if v.integer and not relax else float(x) for x, v in zip(sol, model.vars)]
             obj = model.objectives[k] if model.objectives else None
             objval = obj.value(values) if obj else None
+            if obj is not None and not relax:
+                reported = float(info.objective_function_value)
+                if not math.isfinite(reported) or abs(reported - objval) > OBJECTIVE_CHECK_TOL * max(1.0, abs(objval)):
+                    message = f"HiGHS reported objective {reported:.6g} for a point of objective {objval:.6g} ({name})"
+                    break
             bound = None
             if obj is not None:
                 if relax:
@@ -213,6 +257,7 @@ def solve_highs(
         phases=phases,
         wall_s=time.perf_counter() - t0,
         hit_wall_clock=hit,
+        message=message,
         lp_iterations=iters,
         nodes=nodes,
     )
