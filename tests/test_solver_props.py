@@ -337,3 +337,38 @@ def test_routing_rows_have_the_flow_models_optimum(tmp_path_factory, case) -> No
             assert b.objective == pytest.approx(a.objective, rel=1e-6, abs=1e-6)
             compared += 1
     assert compared or all(solve_highs(build_model(prob, sc)[0], time_limit=30).status == "infeasible" for sc in scopes)
+
+
+def test_neighbourhood_search_moves_replicas_to_the_cheap_cluster(tmp_path: Path) -> None:
+    """lns.improve from a plan that serves everything from the dearest of three clusters: the pair
+    (dearest, cheapest) is one of its neighbourhoods, so it reaches the optimum HiGHS proves on the
+    full model, and the plan it returns carries the demand (its routing LP solves)."""
+    from maestro_plan.solve import heuristic, lns
+    from maestro_plan.solve.formulate import build_problem
+    from maestro_plan.solve.milp import solve_highs
+
+    clusters = {
+        "c1": [S.pool("dear", "h100-sxm", count=2, price=9.0)],
+        "c2": [S.pool("mid", "h100-sxm", count=2, price=6.0)],
+        "c3": [S.pool("cheap", "h100-sxm", count=2, price=3.0)],
+    }
+    wf = S.workflow("w", [S.role("a", "llama-3.1-8b", calls=2)], rate=4.0, priority="batch")
+    inputs = S.load(S.write_inputs(tmp_path, clusters=clusters, models=["llama-3.1-8b"], workflows=[wf]))
+    prob = build_problem(inputs, S.settings(solver="highs", standby=False))
+    assert [n for n, _ in lns.neighbourhoods(prob)] == ["c1+c2", "c1+c3", "c2+c3"]
+    # the start: as many whole-GPU replicas as the demand needs, all on the dear pool
+    dear = [g for g in prob.groups if prob.pools[g.pool].cluster == "c1" and prob.candidates[g.cand].tp == 1 and prob.candidates[g.cand].units == 8]
+    g = max(dear, key=lambda g: g.capacity.rps)
+    need = sum(d.rate_rps * d.provision_factor for d in prob.demands) * (1 + prob.settings.headroom)
+    start = heuristic.complete(prob, {g.index: math.ceil(need / g.capacity.rps)})
+    assert start is not None
+    cost = prob.lm.objectives[0]
+    opt = solve_highs(prob.lm, time_limit=30)
+    assert opt.status == "optimal" and opt.objective < cost.value(start) - 1.0
+    found = lns.improve(prob, start)
+    assert found is not None and found.counts is not None and found.neighbourhoods == 3
+    point = heuristic.complete(prob, found.counts, slots=found.slots, holds=found.holds)
+    assert point is not None
+    assert cost.value(point) == pytest.approx(found.cost, rel=1e-9)
+    assert cost.value(point) == pytest.approx(opt.objective, rel=1e-6)
+    assert all(prob.pools[prob.groups[gi].pool].cluster == "c3" for gi in found.counts)

@@ -64,7 +64,9 @@ from maestro_plan.solve.formulate import GIB, STANDBY_DRAM_FRACTION, STANDBY_MAX
 from maestro_plan.solve.model import LinearModel
 from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
 
-CG_ROUNDS = 8  # at most this many master LP -> block rounds after the first (LP-dual) round
+CG_ROUNDS = 16  # at most this many master LP -> block rounds after the first (LP-dual) round (blocks
+# are cheap since routing_rows: synth 1,000 GPUs seed 2 stopped at the cap of 8 at 3 % of the work
+# budget; 16 raised its bound from $805.96/h to $806.55/h and seed 1's from $951.09 to $951.53)
 CG_BLOCK_MAX_NODES = 500  # branch-and-bound nodes per block (its dual bound still counts)
 CG_BLOCK_MAX_NODES_LARGE = 50  # above decompose.MAX_INTEGER_VARIABLES: blocks of 1,000-2,000 variables,
 # where 500 nodes took 84 s for the 100 blocks of synth 10,000 GPUs at the LP's prices, 50 nodes 36 s
@@ -81,16 +83,18 @@ BLOCK_HIGHS_OPTIONS = {
     "mip_heuristic_run_zi_round": False,
 }
 CG_NODE_WORK = 10  # a branch-and-bound node counted as this many simplex iterations of work
-CG_SHARE = 0.45  # share of --time-limit the rounds may spend (the standby round, the residual passes and
-# the integer master take most of the rest; measured on synth 1,000 GPUs, seeds 0-3: 3.1-9.4 s of 10)
-CG_SHARE_LARGE = 0.25  # above decompose.MAX_INTEGER_VARIABLES, where a work unit takes longer (bigger
-# blocks): synth 10,000 GPUs took 53 s of 60 at 0.25, 86 s at 0.45
+CG_SHARE = 0.4  # share of --time-limit the rounds may spend (the integer masters, the residual passes and
+# the neighbourhood search (lns.py) take most of the rest; synth 1,000 GPUs, seeds 0-7: 5.0-8.0 s of 10)
+CG_SHARE_LARGE = 0.2  # above decompose.MAX_INTEGER_VARIABLES, where a work unit takes longer (bigger
+# blocks): synth 10,000 GPUs took 51 s of 60 at 0.2 (13 rounds), 56-58 s at 0.25 (16 rounds)
 CG_ITERATIONS_PER_S = 25000  # HiGHS work units (simplex iterations + CG_NODE_WORK per node) per second
 # and worker on the benchmark machine (2 cores; synth 1,000 GPUs seed 0, round 0: 79,099 units in 1.44 s
 # on 2 workers)
 CG_SMOOTHING = 0.5  # Wentges smoothing: prices = a x best-bound prices + (1 - a) x master duals
 CG_REL_TOL = 1e-4  # stop when the master LP is within this of the best Lagrangian bound
-MASTER_MAX_NODES = 500  # deterministic branch-and-bound limit of the integer master
+MASTER_MAX_NODES = 50  # deterministic branch-and-bound limit of the integer master: its root takes most
+# of its time (synth 1,000 GPUs seed 6: 1.1 s at 50 nodes, 1.7-2.1 s at 500, three solves), and the
+# neighbourhood search improves its pick better than more nodes do
 MASTER_REL_GAP = 1e-4
 MASTER_WALL_CAP_S = 30.0  # safety net only
 RESIDUAL_PASSES = 2  # re-plan each model against what the picked plan leaves, then pick again
@@ -453,30 +457,31 @@ def column_generation(
             break
         mispriced = it > 0 and new == 0
     bound = lp if best is None else max(lp, best[0])
-    picked = _integer_master(prob, cols, models)
+    spent = [work]  # the rounds' work, then the integer masters' and residual blocks'
+    picked = _integer_master(prob, cols, models, spent=spent)
     for _ in range(RESIDUAL_PASSES if picked is not None else 0):
-        if not _residual_columns(prob, cols, models, picked[:3]):
+        if not _residual_columns(prob, cols, models, picked[:3], spent):
             break
-        again = _integer_master(prob, cols, models, start=picked[3])
+        again = _integer_master(prob, cols, models, start=picked[3], spent=spent)
         if again is None or _plan_cost(prob, again[:3]) >= _plan_cost(prob, picked[:3]) - 1e-9:
             break
         picked = again
     if picked is not None:
         counts, slots, holds, _pick = picked
-        return Decomposition(bound, lp, counts, rounds_done, slots, holds, hit_wall_clock=wall_hit)
+        return Decomposition(bound, lp, counts, rounds_done, slots, holds, hit_wall_clock=wall_hit, work=spent[0])
     # no column combination fits (no greedy start and conflicting blocks): repair the last round's
     # block plans one model after the other (without standby; the full solve may add it)
     got = {gi: n for m in models for gi, n in (last.get(m) or {}).items()}
     per_model = {m: set((last.get(m) or {}).keys()) for m in models if last.get(m) is not None}
     keep, redo = _conflicts(prob, models, got, per_model)
     counts = _repair(prob, keep, redo, got, unit, cut, budget)
-    return Decomposition(bound, lp, counts, rounds_done, hit_wall_clock=wall_hit)
+    return Decomposition(bound, lp, counts, rounds_done, hit_wall_clock=wall_hit, work=spent[0])
 
 
-def _integer_master(prob: Problem, cols: _Columns, models: list[str], start: dict[str, int] | None = None):
+def _integer_master(prob: Problem, cols: _Columns, models: list[str], start: dict[str, int] | None = None, spent: list[int] | None = None):
     """(counts, slots, holds, the column picked per model) of the integer master, or None.
     `start`: a column per model of an earlier pick, the MIP start (columns are only ever added,
-    so it stays feasible)."""
+    so it stays feasible). Its work is added to spent[0]."""
     from maestro_plan.solve.milp import solve_highs
 
     if any(not cols.cols[m] for m in models):
@@ -500,6 +505,8 @@ def _integer_master(prob: Problem, cols: _Columns, models: list[str], start: dic
         for pi, vi in gvars.items():
             hint[vi] = float(math.ceil(units.get(pi, 0) / UNITS_PER_GPU))
     res = solve_highs(lm, time_limit=MASTER_WALL_CAP_S, seed=prob.settings.seed, rel_gap=MASTER_REL_GAP, max_nodes=MASTER_MAX_NODES, hint=hint)
+    if spent is not None:
+        spent[0] += res.lp_iterations + CG_NODE_WORK * res.nodes
     if res.values is None:
         return None
     counts: dict[int, int] = {}
@@ -525,7 +532,7 @@ def _plan_cost(prob: Problem, picked: tuple[dict[int, int], dict[int, int], dict
     return math.fsum(math.ceil(u / UNITS_PER_GPU) * prob.pools[pi].price_per_gpu_hour for pi, u in units.items())
 
 
-def _residual_columns(prob: Problem, cols: _Columns, models: list[str], picked) -> int:
+def _residual_columns(prob: Problem, cols: _Columns, models: list[str], picked, spent: list[int]) -> int:
     """Each model re-planned alone against what the others of the picked plan leave (real prices,
     exact capacities left): columns that fit next to the rest by construction, where the priced
     rounds only offer columns that fit on average. Returns how many are new."""
@@ -558,6 +565,7 @@ def _residual_columns(prob: Problem, cols: _Columns, models: list[str], picked) 
         scope = Scope(models=frozenset([m]), units_left=units_left, cut_left=cut_left, budget_left={c: b - spend.get(c, 0.0) for c, b in caps.items()}, fractional=True, standby=False, tie_break=False, aggregate_routing=True)
         jobs.append((m, scope))
     new = 0
-    for (m, _sc), (_val, got, h_, use, _work, _x, _hit) in zip(jobs, _run_blocks(prob, jobs, fn=_block)):
+    for (m, _sc), (_val, got, h_, use, work, _x, _hit) in zip(jobs, _run_blocks(prob, jobs, fn=_block)):
         new += cols.add(prob, m, got, h_, use)
+        spent[0] += work
     return new

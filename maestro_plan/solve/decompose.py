@@ -45,6 +45,7 @@ class Decomposition:
     slots: dict[int, int] | None = None  # swap slots of the start (slot type -> 1)
     holds: dict[int, int] | None = None  # standby options held in them (option -> 1)
     hit_wall_clock: bool = False  # a block's wall-clock safety cap fired (result may depend on load)
+    work: int = 0  # HiGHS simplex iterations + colgen.CG_NODE_WORK x nodes spent (deterministic)
 
 
 def _prices(prob: Problem, standby: bool = True) -> tuple[float | None, dict[int, float], dict[tuple[int, int], float], dict[str, float]]:
@@ -100,15 +101,15 @@ def _worker(job):
     return fn(_SHARED, scope, seed)
 
 
-def _run_blocks(prob: Problem, jobs: list[tuple[str, object]], fn) -> list:
+def _run_blocks(prob: Problem, jobs: list[tuple[str, object]], fn, min_parallel: int = 4) -> list:
     """Solve the blocks with `fn(prob, job, seed)` (a module-level function, so that forked
-    workers can run it), in `workers` forked processes where the platform allows (each block is
-    deterministic, and results are collected in input order, so the outcome does not depend on
-    scheduling)."""
+    workers can run it), in `workers` forked processes where the platform allows and there are
+    at least `min_parallel` jobs (each block is deterministic, and results are collected in input
+    order, so the outcome does not depend on scheduling)."""
     global _SHARED
     workers = max(1, int(prob.settings.workers))
     seed = prob.settings.seed
-    if workers > 1 and len(jobs) >= 4:
+    if workers > 1 and len(jobs) >= min_parallel:
         import multiprocessing as mp
 
         try:

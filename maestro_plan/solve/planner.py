@@ -63,6 +63,11 @@ CPSAT_AFTER_CG_MAX_INTEGER_VARIABLES = 2000
 bundled fleet (986 integer variables) it improved the start ($498.54/h -> $497.24/h); on synth
 1,000 GPUs (3,569-5,118, four seeds) and 10,000 GPUs (23,348) it never did, and spent 1.5-2 s and
 14 s (its presolve overshoots a small work budget), time column generation uses better."""
+LNS_MAX_INTEGER_VARIABLES = 20000  # lns.improve above this: its sub-MIPs' roots alone would outlast --time-limit
+LNS_MIN_GAP = 0.005  # lns.improve only while column generation's start is further than this from its bound:
+# it takes 1-6 s on synth 1,000 GPUs and can gain at most the gap (seed 1: 0.37 %, 5.6 s, nothing found);
+# and only when column generation spent at most its work budget (colgen.work_budget): where its
+# integer masters took it past, it had used 8-9 s of 10 (synth 1,000 GPUs seeds 4 and 6)
 CPSAT_SHARE_AFTER_CG = 0.05  # after column generation (colgen.py) took most of the budget
 CPSAT_SHARE_LARGE = 0.2  # above decompose.MAX_INTEGER_VARIABLES: CP-SAT's presolve alone overshoots
 # its deterministic limit there (37.7 units for a budget of 20.4 on synth 10,000 GPUs / 100 models)
@@ -206,22 +211,42 @@ def solve(
         t = mark("lp_bound_s", t)
     dec = None
     dec_start = None
+    lns_cost = None
     if settings.solver != "greedy" and settings.objective == "cost" and prob.stats.get("integer_variables", 0) <= COLGEN_MAX_INTEGER_VARIABLES:
         if stage:
             stage("column generation over per-model plans")
-        from maestro_plan.solve.colgen import column_generation
+        from maestro_plan.solve.colgen import column_generation, work_budget
 
         dec = column_generation(prob, counts, report=stage)
         prob.stats["column_generation"] = dec.rounds
+        prob.stats["column_generation_work"] = dec.work
         if dec.hit_wall_clock:
             prob.notes.append("a column-generation block stopped on its wall-clock safety cap: with another machine load the same inputs may give a different plan")
         dec_bound = dec.bound
         if dec.counts is not None:
             dhint = heuristic.complete(prob, dec.counts, slots=dec.slots, holds=dec.holds)
             dec_start = cost_obj.value(dhint) if dhint is not None else None
+            t = mark("decompose_s", t)
+            gap = None if dec_start is None or dec.bound is None else (dec_start - dec.bound) / max(abs(dec_start), 1e-9)
+            if dhint is not None and prob.stats.get("integer_variables", 0) <= LNS_MAX_INTEGER_VARIABLES and gap is not None and gap > LNS_MIN_GAP and dec.work <= work_budget(prob):
+                from maestro_plan.solve import lns
+
+                if stage:
+                    stage("neighbourhood search over pairs of clusters")
+                search = lns.improve(prob, dhint, report=stage)
+                if search is not None:
+                    prob.stats["neighbourhood_search_sub_mips"] = search.neighbourhoods
+                    if search.hit_wall_clock:
+                        prob.notes.append("a neighbourhood-search sub-MIP stopped on its wall-clock safety cap: with another machine load the same inputs may give a different plan")
+                    if search.counts is not None:
+                        point = heuristic.complete(prob, search.counts, slots=search.slots, holds=search.holds)
+                        if point is not None and cost_obj.value(point) < cost_obj.value(dhint):
+                            dhint = point
+                            lns_cost = cost_obj.value(point)
+                t = mark("neighbourhood_search_s", t)
             if dhint is not None and (hint is None or _better(prob.lm.objectives[0], prob.lm.objectives[0].value(dhint), prob.lm.objectives[0].value(hint))):
                 hint = dhint
-        t = mark("decompose_s", t)
+        t = mark("decompose_s" if "decompose_s" not in timings else "decompose_end_s", t)
 
     result: SolveResult
     if settings.solver == "greedy":
@@ -314,6 +339,7 @@ def solve(
         "lp_bound": lp_bound,
         "decomposition_bound": dec_bound,
         "decomposition_start_cost": dec_start,
+        "neighbourhood_search_cost": lns_cost,
         "deterministic_time": result.deterministic_time,
         "hit_wall_clock": result.hit_wall_clock,
         "phases": [
