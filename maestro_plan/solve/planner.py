@@ -5,7 +5,8 @@
 Steps: build the Problem once (formulate.py; pre-checks may raise InfeasibleError), greedy warm
 start (heuristic.py), LP bound (HiGHS, relaxation of the same model), column generation over
 per-model plans (colgen.py: a Lagrangian bound at least the LP's, and a start picked by a small
-integer master; skipped above COLGEN_MAX_INTEGER_VARIABLES), the chosen backend (CP-SAT from the
+integer master; skipped above COLGEN_MAX_INTEGER_VARIABLES), a neighbourhood search from that start
+(lns.py: two clusters at a time re-solved, the rest fixed; see LNS_MIN_GAP for when), the chosen backend (CP-SAT from the
 better start, rounded so that it is feasible in CP-SAT's integers; HiGHS; CBC; or the greedy result
 itself; if CP-SAT finds nothing, HiGHS on the float model decides before anything is called
 infeasible), elastic explanation if infeasibility is proven, the flow LP with every integer fixed
