@@ -372,3 +372,7 @@ def test_neighbourhood_search_moves_replicas_to_the_cheap_cluster(tmp_path: Path
     assert cost.value(point) == pytest.approx(found.cost, rel=1e-9)
     assert cost.value(point) == pytest.approx(opt.objective, rel=1e-6)
     assert all(prob.pools[prob.groups[gi].pool].cluster == "c3" for gi in found.counts)
+    # the same in two forked workers (the sub-MIPs of a pass run in parallel, read in order)
+    prob2 = build_problem(inputs, S.settings(solver="highs", standby=False, workers=2))
+    again = lns.improve(prob2, start)
+    assert again is not None and (again.counts, again.cost) == (found.counts, found.cost)
