@@ -339,6 +339,10 @@ def test_routing_rows_have_the_flow_models_optimum(tmp_path_factory, case) -> No
     assert compared or all(solve_highs(build_model(prob, sc)[0], time_limit=30).status == "infeasible" for sc in scopes)
 
 
+def start_cost(prob, point) -> float:
+    return prob.lm.objectives[0].value(point)
+
+
 def test_neighbourhood_search_moves_replicas_to_the_cheap_cluster(tmp_path: Path) -> None:
     """lns.improve from a plan that serves everything from the dearest of three clusters: the pair
     (dearest, cheapest) is one of its neighbourhoods, so it reaches the optimum HiGHS proves on the
@@ -372,6 +376,12 @@ def test_neighbourhood_search_moves_replicas_to_the_cheap_cluster(tmp_path: Path
     assert cost.value(point) == pytest.approx(found.cost, rel=1e-9)
     assert cost.value(point) == pytest.approx(opt.objective, rel=1e-6)
     assert all(prob.pools[prob.groups[gi].pool].cluster == "c3" for gi in found.counts)
+    # the columns' neighbourhood alone (no pairs): only the groups it is given may take replicas;
+    # given the mid cluster's and the start's, it moves everything to mid
+    mid = frozenset(g.index for g in prob.groups if prob.pools[g.pool].cluster == "c2")
+    only = lns.improve(prob, start, columns=(mid, frozenset()), pairs_if=lambda cost: False)
+    assert only is not None and only.counts is not None and only.neighbourhoods == 1
+    assert set(only.counts) <= mid and start_cost(prob, start) > only.cost > opt.objective
     # the same in two forked workers (the sub-MIPs of a pass run in parallel, read in order)
     prob2 = build_problem(inputs, S.settings(solver="highs", standby=False, workers=2))
     again = lns.improve(prob2, start)

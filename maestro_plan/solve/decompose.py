@@ -46,6 +46,8 @@ class Decomposition:
     holds: dict[int, int] | None = None  # standby options held in them (option -> 1)
     hit_wall_clock: bool = False  # a block's wall-clock safety cap fired (result may depend on load)
     work: int = 0  # HiGHS simplex iterations + colgen.CG_NODE_WORK x nodes spent (deterministic)
+    column_groups: frozenset[int] = frozenset()  # replica groups some column uses (colgen.py)
+    column_options: frozenset[int] = frozenset()  # standby options some column holds
 
 
 def _prices(prob: Problem, standby: bool = True) -> tuple[float | None, dict[int, float], dict[tuple[int, int], float], dict[str, float]]:

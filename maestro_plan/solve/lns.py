@@ -1,5 +1,5 @@
-"""Large-neighbourhood search on a feasible plan: re-solve the replica counts of two clusters at a
-time with everything else fixed.
+"""Large-neighbourhood search on a feasible plan: the whole model restricted to what column
+generation's columns use, then the replica counts of two clusters at a time with the rest fixed.
 
 Column generation (colgen.py) picks one plan per model, and each model's plan was priced alone:
 what it cannot see is how replicas that take a fraction of a GPU pack together, and how a model
@@ -8,9 +8,13 @@ that must span failure domains can trade a replica in one zone for one in anothe
 type, but not for pairs of clusters: seed 2, $814.58/h -> $809.46/h by re-packing A100 slices over
 the three zones of eu-west-1 while one interactive model moves a replica to us-east-1.
 
-Each neighbourhood is a sub-MIP of the full model in its flow-free form (formulate.routing_rows):
-the replica counts of the groups in the neighbourhood's pools are free, every other count and
-every standby choice is fixed, GPUs per pool, zones and standby routing follow. HiGHS solves it
+Each neighbourhood is a sub-MIP of the full model in its flow-free form (formulate.routing_rows).
+The columns' neighbourhood: every replica group and standby option some column uses is free,
+the others are 0, so plans may mix parts of several columns of a model (the integer master picks
+one whole column per model, and priced columns conflict where capacity is tight: synth 1,000
+GPUs seed 8, $1,186.49/h -> $1,129.50/h). A pair's neighbourhood: the replica counts of the
+groups in its pools are free, every other count and every standby choice is fixed. GPUs per pool,
+zones and standby routing follow. HiGHS solves it
 from the current plan with a node limit (its root heuristics found every improvement measured, at
 LNS_MAX_NODES = 1), in forked workers, results taken in neighbourhood order (deterministic). A
 pass tries every pair of clusters from the same plan and keeps the cheapest result; passes repeat
@@ -35,6 +39,8 @@ LNS_PASSES = 1  # a second pass from the improved plan gained only on synth 1,00
 # ($1,628.84/h -> $1,626.54/h, of seeds 0-3) and took 2.6-3.0 s more
 LNS_WALL_CAP_S = 20.0  # safety net only (a sub-MIP's root took 0.1-4.3 s on synth 1,000 GPUs)
 LNS_REL_GAP = 1e-4
+LNS_COLUMN_NODES = 50  # the sub-MIP over the columns' groups: synth 1,000 GPUs seed 8, $1,186.49/h ->
+# $1,129.50/h in 1.9 s at 50 nodes ($1,125.73/h in 4.8 s at 500)
 LNS_MAX_CLUSTERS = 4  # above, the pairs (6 at 4 clusters) would take longer than the rest of the solve
 
 
@@ -58,22 +64,33 @@ def neighbourhoods(prob: Problem) -> list[tuple[str, frozenset[int]]]:
 
 
 def _sub(prob: Problem, job, seed: int):
-    """One neighbourhood's sub-MIP: (values or None, its objective, hit the wall-clock cap)."""
+    """One neighbourhood's sub-MIP: (values or None, its objective, hit the wall-clock cap).
+    job: (model, variables fixed at x, variables fixed at 0, x, node limit)."""
     from maestro_plan.solve.milp import solve_highs
 
-    lm0, fixed, x = job
-    vs = [Var(v.name, x[i], x[i], v.integer, v.resolution, v.family) if i in fixed else v for i, v in enumerate(lm0.vars)]
+    lm0, fixed, zero, x, nodes = job
+    vs = [Var(v.name, x[i], x[i], v.integer, v.resolution, v.family) if i in fixed else (Var(v.name, 0.0, 0.0, v.integer, v.resolution, v.family) if i in zero else v) for i, v in enumerate(lm0.vars)]
     lm = LinearModel(vs, lm0.rows, lm0.objectives[:1], {})
-    res = solve_highs(lm, time_limit=LNS_WALL_CAP_S, seed=seed, hint=x, max_nodes=LNS_MAX_NODES, rel_gap=LNS_REL_GAP)
+    res = solve_highs(lm, time_limit=LNS_WALL_CAP_S, seed=seed, hint=x, max_nodes=nodes, rel_gap=LNS_REL_GAP)
     return res.values, res.objective, res.hit_wall_clock
 
 
-def improve(prob: Problem, point: list[float], *, report: Callable[[str], None] | None = None) -> Search | None:
+def improve(
+    prob: Problem,
+    point: list[float],
+    *,
+    columns: tuple[frozenset[int], frozenset[int]] | None = None,
+    pairs_if: Callable[[float], bool] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> Search | None:
     """Search for a cheaper plan than `point` (a feasible point of prob.lm, the cost objective);
-    None when not searched (another objective, or more than LNS_MAX_CLUSTERS clusters)."""
-    hoods = neighbourhoods(prob)
-    if prob.settings.objective != "cost" or len({p.cluster for p in prob.pools}) > LNS_MAX_CLUSTERS:
+    None when not searched (another objective). `columns`: (replica groups, standby options) that
+    column generation's columns use: first the whole model restricted to them (any mix of the
+    columns' parts, LNS_COLUMN_NODES nodes). Then the pairs of clusters, if `pairs_if(cost so far)`
+    says so (default: always) and there are at most LNS_MAX_CLUSTERS clusters."""
+    if prob.settings.objective != "cost":
         return None
+    hoods = neighbourhoods(prob) if len({p.cluster for p in prob.pools}) <= LNS_MAX_CLUSTERS else []
     lm0, v = build_model(prob, Scope(aggregate_routing=True, tie_break=False))
     index = {var.name: i for i, var in enumerate(prob.lm.vars)}
     x = [point[index[var.name]] if var.name in index else 0.0 for var in lm0.vars]
@@ -82,11 +99,28 @@ def improve(prob: Problem, point: list[float], *, report: Callable[[str], None] 
     standby = set(v.hold.values()) | set(v.slot.values())
     solved = 0
     hit = False
-    for p in range(LNS_PASSES):
+    if columns is not None:
+        groups, options = columns
+        slots = {prob.standby_options[oi].slot for oi in options} | {ti for ti, vi in v.slot.items() if x[vi] > 0.5}
+        zero = (
+            frozenset(vi for gi, vi in v.n.items() if gi not in groups and x[vi] < 0.5)
+            | frozenset(vi for oi, vi in v.hold.items() if oi not in options and x[vi] < 0.5)
+            | frozenset(vi for ti, vi in v.slot.items() if ti not in slots)
+        )
+        vals, obj, h = _sub(prob, (lm0, frozenset(), zero, x, LNS_COLUMN_NODES), prob.settings.seed)
+        solved += 1
+        hit |= h
+        if vals is not None and obj is not None and obj < best - 1e-6 * max(1.0, abs(best)):
+            x, best = vals, cost.value(vals)
+        if report is not None:
+            report(f"neighbourhood search: the columns' groups, ${best:,.2f}/h")
+    if pairs_if is not None and not pairs_if(best):
+        hoods = []
+    for p in range(LNS_PASSES if hoods else 0):
         jobs = []
         for name, pools in hoods:
             fixed = standby | {vi for gi, vi in v.n.items() if prob.groups[gi].pool not in pools}
-            jobs.append((name, (lm0, fixed, x)))
+            jobs.append((name, (lm0, fixed, frozenset(), x, LNS_MAX_NODES)))
         # largest sub-MIP first, so that two workers finish together (results are read in this
         # order, which depends on the inputs only)
         jobs.sort(key=lambda j: (len(j[1][1]), j[0]))

@@ -6,7 +6,8 @@ Steps: build the Problem once (formulate.py; pre-checks may raise InfeasibleErro
 start (heuristic.py), LP bound (HiGHS, relaxation of the same model), column generation over
 per-model plans (colgen.py: a Lagrangian bound at least the LP's, and a start picked by a small
 integer master; skipped above COLGEN_MAX_INTEGER_VARIABLES), a neighbourhood search from that start
-(lns.py: two clusters at a time re-solved, the rest fixed; see LNS_MIN_GAP for when), the chosen backend (CP-SAT from the
+(lns.py: the model restricted to the columns' groups, then two clusters at a time re-solved with the
+rest fixed; see LNS_MIN_GAP and LNS_PAIRS_MAX_GAIN for when), the chosen backend (CP-SAT from the
 better start, rounded so that it is feasible in CP-SAT's integers; HiGHS; CBC; or the greedy result
 itself; if CP-SAT finds nothing, HiGHS on the float model decides before anything is called
 infeasible), elastic explanation if infeasibility is proven, the flow LP with every integer fixed
@@ -65,10 +66,14 @@ bundled fleet (986 integer variables) it improved the start ($498.54/h -> $497.2
 1,000 GPUs (3,569-5,118, four seeds) and 10,000 GPUs (23,348) it never did, and spent 1.5-2 s and
 14 s (its presolve overshoots a small work budget), time column generation uses better."""
 LNS_MAX_INTEGER_VARIABLES = 20000  # lns.improve above this: its sub-MIPs' roots alone would outlast --time-limit
-LNS_MIN_GAP = 0.005  # lns.improve only while column generation's start is further than this from its bound:
-# it takes 1-6 s on synth 1,000 GPUs and can gain at most the gap (seed 1: 0.37 %, 5.6 s, nothing found);
-# and only when column generation spent at most its work budget (colgen.work_budget): where its
-# integer masters took it past, it had used 8-9 s of 10 (synth 1,000 GPUs seeds 4 and 6)
+LNS_MIN_GAP = 0.005  # lns.improve only while column generation's start is further than this from its
+# bound (it can gain at most the gap; synth 1,000 GPUs seed 1: 0.37 %, 5.6 s, nothing found)
+LNS_PAIRS_MAX_GAIN = 0.01
+"""After the columns' neighbourhood (0.6-2.6 s on synth 1,000 GPUs), the pairs of clusters (1.3-6.8 s)
+run only while the gap is still above LNS_MIN_GAP, column generation stayed within its work budget
+(colgen.work_budget: past it, it had used 6-9 s of 10 on seeds 4, 6 and 9), and the columns'
+neighbourhood gained less than this: a large gain there means conflicting columns, where the
+pairs' sub-MIPs were slowest (seed 8: 6.8 s for 1.3 % more, seed 10: 6.7 s)."""
 CPSAT_SHARE_AFTER_CG = 0.05  # after column generation (colgen.py) took most of the budget
 CPSAT_SHARE_LARGE = 0.2  # above decompose.MAX_INTEGER_VARIABLES: CP-SAT's presolve alone overshoots
 # its deterministic limit there (37.7 units for a budget of 20.4 on synth 10,000 GPUs / 100 models)
@@ -229,12 +234,17 @@ def solve(
             dec_start = cost_obj.value(dhint) if dhint is not None else None
             t = mark("decompose_s", t)
             gap = None if dec_start is None or dec.bound is None else (dec_start - dec.bound) / max(abs(dec_start), 1e-9)
-            if dhint is not None and prob.stats.get("integer_variables", 0) <= LNS_MAX_INTEGER_VARIABLES and gap is not None and gap > LNS_MIN_GAP and dec.work <= work_budget(prob):
+            if dhint is not None and prob.stats.get("integer_variables", 0) <= LNS_MAX_INTEGER_VARIABLES and gap is not None and gap > LNS_MIN_GAP:
                 from maestro_plan.solve import lns
 
                 if stage:
-                    stage("neighbourhood search over pairs of clusters")
-                search = lns.improve(prob, dhint, report=stage)
+                    stage("neighbourhood search")
+                bound, start_cost, budget = dec.bound, dec_start, work_budget(prob)
+
+                def pairs_if(cost: float) -> bool:
+                    return (cost - bound) / max(abs(cost), 1e-9) > LNS_MIN_GAP and dec.work <= budget and cost > (1.0 - LNS_PAIRS_MAX_GAIN) * start_cost
+
+                search = lns.improve(prob, dhint, columns=(dec.column_groups, dec.column_options), pairs_if=pairs_if, report=stage)
                 if search is not None:
                     prob.stats["neighbourhood_search_sub_mips"] = search.neighbourhoods
                     if search.hit_wall_clock:
