@@ -28,12 +28,13 @@ cluster, and per swap slot: busy time, models held, host DRAM).
    reduced cost of opening a slot there); valid for any non-negative prices, since every priced row
    is implied by the full model's rows.
 5. Start: the master as an integer program (one column per model, whole GPUs per pool, slots 0/1,
-   node-shape cuts and budget caps exact; HiGHS with a node limit). The planner then improves it
-   (lns.py), first over every group some column uses (`Decomposition.column_groups`): priced
-   columns fit together on average, one per model picked whole often do not (synth 1,000 GPUs
-   seed 8: the pick is 5.8 % above the master LP; mixing the columns' parts, 0.8 %). That replaced
-   re-planning each model against what the others of the pick leave, which cost 1-4 s and gained
-   less.
+   node-shape cuts and budget caps exact; HiGHS with a node limit). Priced columns fit together on
+   average; one per model, picked whole, often do not (synth 1,000 GPUs seed 8: the pick is 5.8 %
+   above the master LP). Up to decompose.MAX_INTEGER_VARIABLES the planner then improves the pick
+   with lns.py, first over every group some column uses (`Decomposition.column_groups`: seed 8,
+   0.8 % above). Above it (where those sub-MIPs take too long: synth 10,000 GPUs, 9 s for a plan
+   0.9 % dearer), up to RESIDUAL_PASSES times every model is re-planned alone against what the
+   others of the pick leave (real prices, exact capacities), and the master picks again.
 
 Measured: benchmarks/results/solver_scale.md. The bound is weakest where standby pays on a slot
 type no column holds yet: a model alone on a swap slot pays the whole slot, the bound charges it a
@@ -87,8 +88,9 @@ BLOCK_HIGHS_OPTIONS = {
 CG_NODE_WORK = 10  # a branch-and-bound node counted as this many simplex iterations of work
 CG_SHARE = 0.4  # share of --time-limit the rounds may spend (the integer masters, the residual passes and
 # the neighbourhood search (lns.py) take most of the rest; synth 1,000 GPUs, seeds 0-7: 5.0-8.0 s of 10)
-CG_SHARE_LARGE = 0.2  # above decompose.MAX_INTEGER_VARIABLES, where a work unit takes longer (bigger
-# blocks): synth 10,000 GPUs took 51 s of 60 at 0.2 (13 rounds), 56-58 s at 0.25 (16 rounds)
+CG_SHARE_LARGE = 0.17  # above decompose.MAX_INTEGER_VARIABLES, where a work unit takes longer (bigger
+# blocks): synth 10,000 GPUs took 54 s of 60 at 0.17 (11 rounds, then 17 s of integer masters and
+# residual passes), 51-56 s at 0.2, 56-58 s at 0.25
 CG_ITERATIONS_PER_S = 25000  # HiGHS work units (simplex iterations + CG_NODE_WORK per node) per second
 # and worker on the benchmark machine (2 cores; synth 1,000 GPUs seed 0, round 0: 79,099 units in 1.44 s
 # on 2 workers)
@@ -99,6 +101,9 @@ MASTER_MAX_NODES = 50  # deterministic branch-and-bound limit of the integer mas
 # neighbourhood search improves its pick better than more nodes do
 MASTER_REL_GAP = 1e-4
 MASTER_WALL_CAP_S = 30.0  # safety net only
+RESIDUAL_PASSES = 2  # above decompose.MAX_INTEGER_VARIABLES: re-plan each model against what the
+# picked plan leaves, then pick again (synth 10,000 GPUs: $27,852/h; lns.py's columns step instead:
+# $28,103/h, 9 s more)
 ELASTIC_PRICE = 100.0  # master LP slack on shared rows: x the dearest GPU's $/h per GPU unit
 
 Prices = tuple[dict[int, float], dict[tuple[int, int], float], dict[str, float], dict[int, tuple[float, float, float]]]
@@ -458,38 +463,118 @@ def column_generation(
             break
         mispriced = it > 0 and new == 0
     bound = lp if best is None else max(lp, best[0])
-    picked = _integer_master(prob, cols, models)
+    spent = [work]  # the rounds' work, then the integer masters' and residual blocks'
+    picked = _integer_master(prob, cols, models, spent=spent)
+    large = prob.stats.get("integer_variables", 0) > MAX_INTEGER_VARIABLES
+    for _ in range(RESIDUAL_PASSES if picked is not None and large else 0):
+        if not _residual_columns(prob, cols, models, picked[:3], spent):
+            break
+        again = _integer_master(prob, cols, models, start=picked[3], spent=spent)
+        if again is None or _plan_cost(prob, again[:3]) >= _plan_cost(prob, picked[:3]) - 1e-9:
+            break
+        picked = again
     if picked is not None:
-        counts, slots, holds, master_work = picked
+        counts, slots, holds, _pick = picked
         used = frozenset(gi for m in models for c in cols.cols[m] for gi in c.counts)
         options = frozenset(oi for m in models for c in cols.cols[m] for oi in c.holds)
-        return Decomposition(bound, lp, counts, rounds_done, slots, holds, hit_wall_clock=wall_hit, work=work + master_work, column_groups=used, column_options=options)
+        return Decomposition(bound, lp, counts, rounds_done, slots, holds, hit_wall_clock=wall_hit, work=spent[0], column_groups=used, column_options=options)
     # no column combination fits (no greedy start and conflicting blocks): repair the last round's
     # block plans one model after the other (without standby; the full solve may add it)
     got = {gi: n for m in models for gi, n in (last.get(m) or {}).items()}
     per_model = {m: set((last.get(m) or {}).keys()) for m in models if last.get(m) is not None}
     keep, redo = _conflicts(prob, models, got, per_model)
     counts = _repair(prob, keep, redo, got, unit, cut, budget)
-    return Decomposition(bound, lp, counts, rounds_done, hit_wall_clock=wall_hit, work=work)
+    return Decomposition(bound, lp, counts, rounds_done, hit_wall_clock=wall_hit, work=spent[0])
 
 
-def _integer_master(prob: Problem, cols: _Columns, models: list[str]):
-    """(counts, slots, holds, its work) of the integer master, or None."""
+def _integer_master(prob: Problem, cols: _Columns, models: list[str], start: dict[str, int] | None = None, spent: list[int] | None = None):
+    """(counts, slots, holds, the column picked per model) of the integer master, or None.
+    `start`: a column per model of an earlier pick, the MIP start (columns are only ever added,
+    so it stays feasible). Its work is added to spent[0]."""
     from maestro_plan.solve.milp import solve_highs
 
     if any(not cols.cols[m] for m in models):
         return None
-    lm, w, K, _, _gvars = _master(prob, cols, models, integer=True)
-    res = solve_highs(lm, time_limit=MASTER_WALL_CAP_S, seed=prob.settings.seed, rel_gap=MASTER_REL_GAP, max_nodes=MASTER_MAX_NODES)
+    lm, w, K, _, gvars = _master(prob, cols, models, integer=True)
+    hint = None
+    if start is not None and all(m in start for m in models):
+        hint = [0.0] * len(lm.vars)
+        units: dict[int, int] = defaultdict(int)
+        for m in models:
+            c = cols.cols[m][start[m]]
+            hint[w[(m, start[m])]] = 1.0
+            for pi, u in c.units.items():
+                units[pi] += u
+            for t in c.slot_use:
+                if t in K:
+                    hint[K[t]] = 1.0
+        for t, vi in K.items():
+            if hint[vi] > 0.5:
+                units[prob.slot_types[t].pool] += prob.slot_types[t].units
+        for pi, vi in gvars.items():
+            hint[vi] = float(math.ceil(units.get(pi, 0) / UNITS_PER_GPU))
+    res = solve_highs(lm, time_limit=MASTER_WALL_CAP_S, seed=prob.settings.seed, rel_gap=MASTER_REL_GAP, max_nodes=MASTER_MAX_NODES, hint=hint)
+    if spent is not None:
+        spent[0] += res.lp_iterations + CG_NODE_WORK * res.nodes
     if res.values is None:
         return None
     counts: dict[int, int] = {}
     holds: dict[int, int] = {}
+    pick: dict[str, int] = {}
     for (m, k), vi in sorted(w.items()):
         if res.values[vi] > 0.5:
             counts.update(cols.cols[m][k].counts)
             holds.update(cols.cols[m][k].holds)
+            pick[m] = k
     slots = {t: 1 for t, vi in K.items() if res.values[vi] > 0.5}
     if not fits(prob, counts):
         return None
-    return counts, slots, holds, res.lp_iterations + CG_NODE_WORK * res.nodes
+    return counts, slots, holds, pick
+
+
+def _plan_cost(prob: Problem, picked: tuple[dict[int, int], dict[int, int], dict[int, int]]) -> float:
+    """$/h of whole GPUs for replica counts and swap slots."""
+    counts, slots, _holds = picked
+    units, _ = _usage(prob, counts)
+    for t in slots:
+        units[prob.slot_types[t].pool] += prob.slot_types[t].units
+    return math.fsum(math.ceil(u / UNITS_PER_GPU) * prob.pools[pi].price_per_gpu_hour for pi, u in units.items())
+
+
+def _residual_columns(prob: Problem, cols: _Columns, models: list[str], picked, spent: list[int]) -> int:
+    """Each model re-planned alone against what the others of the picked plan leave (real prices,
+    exact capacities left): columns that fit next to the rest by construction, where the priced
+    rounds only offer columns that fit on average. Returns how many are new."""
+    counts, slots, holds = picked
+    per = _split(prob, counts)
+    slot_units: dict[int, int] = defaultdict(int)
+    slot_cut: dict[tuple[int, int], int] = defaultdict(int)
+    for t in slots:
+        st = prob.slot_types[t]
+        slot_units[st.pool] += st.units
+        c = 2
+        while c <= st.tp:
+            slot_cut[(st.pool, c)] += st.tp
+            c *= 2
+    total_units, total_cut = _usage(prob, counts)
+    caps = {c.name: c.budget_per_hour for c in prob.inputs.inventory.clusters if c.budget_per_hour is not None}
+    held_by = {m for m in models if any(prob.standby_options[o].model == m for o in holds)}
+    jobs = []
+    for m in models:
+        if m in held_by:
+            continue  # its standby share stays as picked
+        mu, mc = _usage(prob, per.get(m, {}))
+        units_left = {p.index: p.units - total_units.get(p.index, 0) + mu.get(p.index, 0) - slot_units.get(p.index, 0) for p in prob.pools}
+        cut_left = {k: prob.pools[k[0]].cut_capacity(k[1]) - total_cut.get(k, 0) + mc.get(k, 0) - slot_cut.get(k, 0) for k in cut_rows(prob)}
+        spend: dict[str, float] = defaultdict(float)
+        for pi, u in total_units.items():
+            p = prob.pools[pi]
+            # whole GPUs the others pay for, plus one GPU per pool of margin for this model's slices
+            spend[p.cluster] += (math.ceil((u - mu.get(pi, 0) + slot_units.get(pi, 0)) / UNITS_PER_GPU) + 1) * p.price_per_gpu_hour
+        scope = Scope(models=frozenset([m]), units_left=units_left, cut_left=cut_left, budget_left={c: b - spend.get(c, 0.0) for c, b in caps.items()}, fractional=True, standby=False, tie_break=False, aggregate_routing=True)
+        jobs.append((m, scope))
+    new = 0
+    for (m, _sc), (_val, got, h_, use, work, _x, _hit) in zip(jobs, _run_blocks(prob, jobs, fn=_block)):
+        new += cols.add(prob, m, got, h_, use)
+        spent[0] += work
+    return new

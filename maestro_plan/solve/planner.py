@@ -50,6 +50,7 @@ from maestro_plan.plan.schema import (
     Standby,
 )
 from maestro_plan.solve import explain, heuristic
+from maestro_plan.solve.decompose import MAX_INTEGER_VARIABLES
 from maestro_plan.solve.formulate import build_problem
 from maestro_plan.solve.model import SolveResult, relative_gap
 from maestro_plan.solve.place import Placed, place
@@ -65,7 +66,6 @@ CPSAT_AFTER_CG_MAX_INTEGER_VARIABLES = 2000
 bundled fleet (986 integer variables) it improved the start ($498.54/h -> $497.24/h); on synth
 1,000 GPUs (3,569-5,118, four seeds) and 10,000 GPUs (23,348) it never did, and spent 1.5-2 s and
 14 s (its presolve overshoots a small work budget), time column generation uses better."""
-LNS_MAX_INTEGER_VARIABLES = 20000  # lns.improve above this: its sub-MIPs' roots alone would outlast --time-limit
 LNS_MIN_GAP = 0.005  # lns.improve only while column generation's start is further than this from its
 # bound (it can gain at most the gap; synth 1,000 GPUs seed 1: 0.37 %, 5.6 s, nothing found)
 LNS_PAIRS_MAX_GAIN = 0.01
@@ -234,7 +234,8 @@ def solve(
             dec_start = cost_obj.value(dhint) if dhint is not None else None
             t = mark("decompose_s", t)
             gap = None if dec_start is None or dec.bound is None else (dec_start - dec.bound) / max(abs(dec_start), 1e-9)
-            if dhint is not None and prob.stats.get("integer_variables", 0) <= LNS_MAX_INTEGER_VARIABLES and gap is not None and gap > LNS_MIN_GAP:
+            if dhint is not None and gap is not None and gap > LNS_MIN_GAP and prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES:
+                # above, colgen's residual passes improve the pick instead (see colgen.py, step 5)
                 from maestro_plan.solve import lns
 
                 if stage:
@@ -242,7 +243,11 @@ def solve(
                 bound, start_cost, budget = dec.bound, dec_start, work_budget(prob)
 
                 def pairs_if(cost: float) -> bool:
-                    return (cost - bound) / max(abs(cost), 1e-9) > LNS_MIN_GAP and dec.work <= budget and cost > (1.0 - LNS_PAIRS_MAX_GAIN) * start_cost
+                    return (
+                        (cost - bound) / max(abs(cost), 1e-9) > LNS_MIN_GAP
+                        and dec.work <= budget
+                        and cost > (1.0 - LNS_PAIRS_MAX_GAIN) * start_cost
+                    )
 
                 search = lns.improve(prob, dhint, columns=(dec.column_groups, dec.column_options), pairs_if=pairs_if, report=stage)
                 if search is not None:
