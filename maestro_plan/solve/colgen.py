@@ -67,9 +67,9 @@ from maestro_plan.solve.formulate import GIB, STANDBY_DRAM_FRACTION, STANDBY_MAX
 from maestro_plan.solve.model import LinearModel
 from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
 
-CG_ROUNDS = 16  # at most this many master LP -> block rounds after the first (LP-dual) round (blocks
-# are cheap since routing_rows: synth 1,000 GPUs seed 2 stopped at the cap of 8 at 3 % of the work
-# budget; 16 raised its bound from $805.96/h to $806.55/h and seed 1's from $951.09 to $951.53)
+CG_ROUNDS = 12  # at most this many master LP -> block rounds after the first (LP-dual) round (blocks
+# are cheap since routing_rows: synth 1,000 GPUs seed 2 stopped at the former cap of 8 at 3 % of the
+# work budget; at 12 all twelve benchmark seeds took <= 8.7 s, at 16 up to 10.6 s for the same gaps)
 CG_BLOCK_MAX_NODES = 500  # branch-and-bound nodes per block (its dual bound still counts)
 CG_BLOCK_MAX_NODES_LARGE = 50  # above decompose.MAX_INTEGER_VARIABLES: blocks of 1,000-2,000 variables,
 # where 500 nodes took 84 s for the 100 blocks of synth 10,000 GPUs at the LP's prices, 50 nodes 36 s
