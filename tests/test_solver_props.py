@@ -84,15 +84,19 @@ def fleets(draw):
     return pools, models, wf, draw(st.sampled_from(["greedy", "cpsat"])), draw(st.sampled_from([0.0, 0.2]))
 
 
+def _fleet_inputs(root: Path, pools, models, wf):
+    """A drawn fleet as inputs: its pools over one or two clusters, users 1 ms and 'far' 40 ms away."""
+    half = max(1, len(pools) // 2)
+    clusters = {"c1": pools[:half], "c2": pools[half:]} if len(pools) > 1 else {"c1": pools}
+    sources = {"users": {c: 1.0 for c in clusters}, "far": {c: 40.0 for c in clusters}}
+    return S.load(S.write_inputs(root, clusters=clusters, models=models, workflows=[wf], sources=sources))
+
+
 @settings(max_examples=10, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(fleets())
 def test_every_plan_verifies(tmp_path_factory, case) -> None:
     pools, models, wf, solver, headroom = case
-    root = tmp_path_factory.mktemp("fleet")
-    half = max(1, len(pools) // 2)
-    clusters = {"c1": pools[:half], "c2": pools[half:]} if len(pools) > 1 else {"c1": pools}
-    sources = {"users": {c: 1.0 for c in clusters}, "far": {c: 40.0 for c in clusters}}
-    inputs = S.load(S.write_inputs(root, clusters=clusters, models=models, workflows=[wf], sources=sources))
+    inputs = _fleet_inputs(tmp_path_factory.mktemp("fleet"), pools, models, wf)
     try:
         plan, _ = solve(inputs, S.settings(solver=solver, time_limit_s=2.0, headroom=headroom))
     except InfeasibleError as e:
@@ -313,11 +317,7 @@ def test_routing_rows_have_the_flow_models_optimum(tmp_path_factory, case) -> No
     from maestro_plan.solve.milp import solve_highs
 
     pools, models, wf, _solver, headroom = case
-    root = tmp_path_factory.mktemp("fleet")
-    half = max(1, len(pools) // 2)
-    clusters = {"c1": pools[:half], "c2": pools[half:]} if len(pools) > 1 else {"c1": pools}
-    sources = {"users": {c: 1.0 for c in clusters}, "far": {c: 40.0 for c in clusters}}
-    inputs = S.load(S.write_inputs(root, clusters=clusters, models=models, workflows=[wf], sources=sources))
+    inputs = _fleet_inputs(tmp_path_factory.mktemp("fleet"), pools, models, wf)
     try:
         prob = build_problem(inputs, S.settings(solver="highs", headroom=headroom))
     except InfeasibleError:

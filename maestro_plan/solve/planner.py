@@ -229,40 +229,35 @@ def solve(
         if dec.hit_wall_clock:
             prob.notes.append("a column-generation block stopped on its wall-clock safety cap: with another machine load the same inputs may give a different plan")
         dec_bound = dec.bound
-        if dec.counts is not None:
-            dhint = heuristic.complete(prob, dec.counts, slots=dec.slots, holds=dec.holds)
-            dec_start = cost_obj.value(dhint) if dhint is not None else None
-            t = mark("decompose_s", t)
-            gap = None if dec_start is None or dec.bound is None else (dec_start - dec.bound) / max(abs(dec_start), 1e-9)
-            if dhint is not None and gap is not None and gap > LNS_MIN_GAP and prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES:
-                # above, colgen's residual passes improve the pick instead (see colgen.py, step 5)
-                from maestro_plan.solve import lns
+        dhint = heuristic.complete(prob, dec.counts, slots=dec.slots, holds=dec.holds) if dec.counts is not None else None
+        dec_start = cost_obj.value(dhint) if dhint is not None else None
+        t = mark("decompose_s", t)
+        gap = relative_gap(dec_start, dec.bound, "feasible")
+        if dhint is not None and gap is not None and gap > LNS_MIN_GAP and prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES:
+            # above, colgen's residual passes improve the pick instead (see colgen.py, step 5)
+            from maestro_plan.solve import lns
 
-                if stage:
-                    stage("neighbourhood search")
-                bound, start_cost, budget = dec.bound, dec_start, work_budget(prob)
+            if stage:
+                stage("neighbourhood search")
+            bound, start_cost, budget = dec.bound, dec_start, work_budget(prob)
 
-                def pairs_if(cost: float) -> bool:
-                    return (
-                        (cost - bound) / max(abs(cost), 1e-9) > LNS_MIN_GAP
-                        and dec.work <= budget
-                        and cost > (1.0 - LNS_PAIRS_MAX_GAIN) * start_cost
-                    )
+            def pairs_if(cost: float) -> bool:
+                left = relative_gap(cost, bound, "feasible")
+                return left is not None and left > LNS_MIN_GAP and dec.work <= budget and cost > (1.0 - LNS_PAIRS_MAX_GAIN) * start_cost
 
-                search = lns.improve(prob, dhint, columns=(dec.column_groups, dec.column_options), pairs_if=pairs_if, report=stage)
-                if search is not None:
-                    prob.stats["neighbourhood_search_sub_mips"] = search.neighbourhoods
-                    if search.hit_wall_clock:
-                        prob.notes.append("a neighbourhood-search sub-MIP stopped on its wall-clock safety cap: with another machine load the same inputs may give a different plan")
-                    if search.counts is not None:
-                        point = heuristic.complete(prob, search.counts, slots=search.slots, holds=search.holds)
-                        if point is not None and cost_obj.value(point) < cost_obj.value(dhint):
-                            dhint = point
-                            lns_cost = cost_obj.value(point)
-                t = mark("neighbourhood_search_s", t)
-            if dhint is not None and (hint is None or _better(prob.lm.objectives[0], prob.lm.objectives[0].value(dhint), prob.lm.objectives[0].value(hint))):
-                hint = dhint
-        t = mark("decompose_s" if "decompose_s" not in timings else "decompose_end_s", t)
+            search = lns.improve(prob, dhint, columns=(dec.column_groups, dec.column_options), pairs_if=pairs_if, report=stage)
+            if search is not None:
+                prob.stats["neighbourhood_search_sub_mips"] = search.neighbourhoods
+                if search.hit_wall_clock:
+                    prob.notes.append("a neighbourhood-search sub-MIP stopped on its wall-clock safety cap: with another machine load the same inputs may give a different plan")
+                if search.counts is not None:
+                    point = heuristic.complete(prob, search.counts, slots=search.slots, holds=search.holds)
+                    if point is not None and cost_obj.value(point) < cost_obj.value(dhint):
+                        dhint = point
+                        lns_cost = cost_obj.value(point)
+            t = mark("neighbourhood_search_s", t)
+        if dhint is not None and (hint is None or _better(prob.lm.objectives[0], prob.lm.objectives[0].value(dhint), prob.lm.objectives[0].value(hint))):
+            hint = dhint
 
     result: SolveResult
     if settings.solver == "greedy":
