@@ -18,9 +18,13 @@ demo: $(STAMP)
 	$(BIN)/maestro-plan validate
 	$(BIN)/maestro-plan solve --out $(OUT)
 
-## test: the whole test suite (the command CI runs)
-test: $(STAMP)
+## test: lint, then the whole test suite (the command CI runs)
+test: lint
 	$(BIN)/python -m pytest
+
+## lint: ruff over the whole tree (rules in pyproject.toml [tool.ruff])
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 ## bench: solver, estimator-accuracy and packing benchmarks; results in benchmarks/results/
 bench: $(STAMP)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from maestro_plan.load.loader import DATA_DIR, check_models, load_models, tp_allowed
 from maestro_plan.errors import Collector
+from maestro_plan.load.loader import DATA_DIR, check_models, load_models, tp_allowed
 from maestro_plan.load.schema import Architecture, ModelSpec
 
 REPO = Path(__file__).resolve().parent.parent

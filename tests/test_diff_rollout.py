@@ -168,7 +168,7 @@ def _hall_ok(step_units: dict[str, tuple[str, str, float]], floors: dict[tuple[s
     """Independent check (Hall's condition for a transportation problem): for every model and every
     subset of its sources, their summed demand fits in the capacity of replicas any of them may use."""
     by_model = defaultdict(list)
-    for (s, m), v in floors.items():
+    for s, m in floors:
         by_model[m].append(s)
     for m, srcs in by_model.items():
         for k in range(1, len(srcs) + 1):
@@ -245,7 +245,7 @@ def test_rollout_never_below_demand(pp, with_spare: bool) -> None:
     d = diff_plans(old, new)
     new_by_id = {x.id: x for x in new.replicas}
     where: dict[str, tuple[list[tuple[str, int]], float, tuple[str, str, float]]] = {}
-    for a, b in d.unchanged:
+    for _a, b in d.unchanged:
         where[b.id] = ([(b.node, g) for g in b.gpu_indices], b.memory_fraction, (b.model, b.cluster, b.capacity_rps))
     for c in d.changes:
         if c.old is not None:

@@ -14,9 +14,12 @@ import kubernetes_validate
 import pytest
 import yaml
 from emit_testlib import KUBERNETES_VERSION, fixture_inputs, fixture_plan, validate_custom
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from maestro_plan.emit.common import dns_label, group_replicas, is_label_value, label_value, model_ports
+from maestro_plan.emit.common import check_plan_matches, dns_label, group_replicas, is_label_value, label_value, model_ports
 from maestro_plan.emit.k8s import build_k8s, emit_k8s, engine_args
+from maestro_plan.errors import InputError
 from maestro_plan.estimate.engine import VLLM
 
 LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -48,7 +51,7 @@ def _flag(args: list[str], name: str) -> str:
 
 def test_core_objects_pass_kubernetes_schema(objects) -> None:
     kinds = defaultdict(int)
-    for _, name, obj in _all(objects):
+    for _, _name, obj in _all(objects):
         kinds[obj["kind"]] += 1
         if obj["kind"] == "Kustomization":
             continue
@@ -125,7 +128,7 @@ def test_command_line_realises_each_replica(objects) -> None:
 def test_placement_and_gpu_requests(objects) -> None:
     plan, inputs = fixture_plan(), fixture_inputs()
     by_name = {w.name: w for w in group_replicas(plan)}
-    for cluster, name, obj in _all(objects):
+    for _cluster, _name, obj in _all(objects):
         if obj["kind"] != "Deployment":
             continue
         w = by_name[obj["metadata"]["name"]]
@@ -207,12 +210,6 @@ def test_kubectl_kustomize_builds_each_cluster(tmp_path: Path) -> None:
         assert len(docs) == len(k["resources"])
         assert all(d["metadata"].get("namespace", "maestro-serving") == "maestro-serving" for d in docs)
 
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from maestro_plan.emit.common import check_plan_matches
-from maestro_plan.errors import InputError
 
 
 @settings(max_examples=200, deadline=None)

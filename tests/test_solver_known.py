@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import _solver_inputs as S
 import pytest
 import yaml
 
-import _solver_inputs as S
 from maestro_plan.errors import InfeasibleError
 from maestro_plan.solve.planner import solve
 from maestro_plan.verify import verify_plan

@@ -7,12 +7,12 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+import _solver_inputs as S
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import _solver_inputs as S
 from maestro_plan.cli.main import app
 from maestro_plan.errors import InfeasibleError
 from maestro_plan.plan.io import dumps

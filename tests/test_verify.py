@@ -29,7 +29,6 @@ GIB = 2**30
 from _small_inputs import CONV_IN, CONV_OUT, MODELS  # noqa: E402 - shared with test_whatif.py
 
 
-
 def inventory_doc(west_latency_ms: float = 30.0, budget: float | None = None) -> dict:
     return {
         "name": "verify-test",

@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+# --------------------------------------------------------------------------------------------
+# Small inputs, built in code (also used by test_whatif_sweep.py)
+# --------------------------------------------------------------------------------------------
+from _small_inputs import CONV_IN, CONV_OUT, MODELS  # noqa: E402 - shared with test_verify.py
 from typer.testing import CliRunner
 
 from maestro_plan.cli.main import app
@@ -18,13 +23,6 @@ from maestro_plan.load.schema import Inputs, Inventory, ModelSpec, Workflow
 from maestro_plan.whatif import apply_scenario, load_scenarios, validate_scenario
 from maestro_plan.whatif.apply import fleet_gpus, pool_price
 from maestro_plan.whatif.scenario import Scenario, scenario_from_dict
-
-# --------------------------------------------------------------------------------------------
-# Small inputs, built in code (also used by test_whatif_sweep.py)
-# --------------------------------------------------------------------------------------------
-
-from _small_inputs import CONV_IN, CONV_OUT, MODELS  # noqa: E402 - shared with test_verify.py
-
 
 # Qwen2.5-7B-Instruct config.json: https://huggingface.co/Qwen/Qwen2.5-7B-Instruct/blob/main/config.json
 QWEN7B = {

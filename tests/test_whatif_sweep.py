@@ -11,13 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
+from test_whatif import make_inputs, sc, write_inputs
 from typer.testing import CliRunner
 
 from maestro_plan.cli.main import app
 from maestro_plan.plan.io import write_plan
 from maestro_plan.whatif import apply_scenario, diff_plans, plan_rollout
 from maestro_plan.whatif.sweep import demand_grid, failure_grid, plot_png, run_sweep, solve_inputs, solve_settings
-from test_whatif import make_inputs, sc, write_inputs
 
 SETTINGS = dict(time_limit_s=10.0, workers=1, seed=0)
 

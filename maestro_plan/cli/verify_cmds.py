@@ -31,11 +31,10 @@ def register(app: typer.Typer) -> None:
         Exit codes: 0 every constraint holds, 1 violations found, 2 bad input (missing plan, newer
         schema, or a plan that names models, nodes or inputs these inputs do not have).
         """
+        from maestro_plan.estimate import load_capacity_table
         from maestro_plan.load.loader import load_inputs
         from maestro_plan.plan.io import read_plan
         from maestro_plan.verify import FAMILIES, verify_plan
-
-        from maestro_plan.estimate import load_capacity_table
 
         p = read_plan(plan)
         inputs = load_inputs(inventory, models, workloads)

@@ -314,7 +314,16 @@ def register(app: typer.Typer) -> None:
         from maestro_plan.errors import InputError
         from maestro_plan.load.loader import load_inputs
         from maestro_plan.whatif.scenario import load_scenarios
-        from maestro_plan.whatif.sweep import demand_grid, failure_grid, parse_range, price_grid, run_sweep, sweep_document, validate_all, write_outputs
+        from maestro_plan.whatif.sweep import (
+            demand_grid,
+            failure_grid,
+            parse_range,
+            price_grid,
+            run_sweep,
+            sweep_document,
+            validate_all,
+            write_outputs,
+        )
 
         given = [n for n, v in (("--demand", demand), ("--fail", fail), ("--price", price), ("--scenarios", scenarios_file)) if v is not None]
         if len(given) != 1:
@@ -409,11 +418,10 @@ def register(app: typer.Typer) -> None:
         import json
 
         from maestro_plan import atomic
+        from maestro_plan.errors import InputError
         from maestro_plan.load.loader import load_inventory
         from maestro_plan.plan.io import read_plan
         from maestro_plan.whatif.rollout import plan_rollout
-
-        from maestro_plan.errors import InputError
 
         p_old, p_new = read_plan(old), read_plan(new)
         inv = load_inventory(inventory)[0] if inventory is not None else None

@@ -354,7 +354,7 @@ def group_replicas(plan: Plan) -> list[Workload]:
         # union-find over shared GPU indices
         parent = list(range(len(reps)))
 
-        def find(i: int) -> int:
+        def find(i: int, parent: list[int] = parent) -> int:
             while parent[i] != i:
                 parent[i] = parent[parent[i]]
                 i = parent[i]

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from maestro_plan.emit.common import (
-    kustomization,
     EPP_PORT,
     LABEL_PREFIX,
     NAMESPACE,
     OBJECTIVE_PRIORITY,
     header_lines,
+    kustomization,
     label_value,
     model_label_key,
     model_ports,

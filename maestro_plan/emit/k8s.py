@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from maestro_plan.emit.common import (
-    kustomization,
     BASE_PORT,
     ENGINE_CPU_BASE,
     HEALTH_PATH,
@@ -47,6 +46,7 @@ from maestro_plan.emit.common import (
     gpu_product_label,
     group_replicas,
     header_lines,
+    kustomization,
     label_value,
     model_label_key,
     node_index,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from maestro_plan.emit.common import (
+    BASE_PORT,
     OBJECTIVE_PRIORITY,
     endpoint_url,
     engine_defaults,
@@ -23,7 +24,6 @@ from maestro_plan.emit.common import (
     standby_ref,
     to_json,
     write,
-    BASE_PORT,
 )
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan

@@ -26,7 +26,7 @@ import json
 import math
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from graphlib import TopologicalSorter
 from pathlib import Path
 from statistics import NormalDist
@@ -276,9 +276,8 @@ def _parse_time(v: object) -> float:
         except ValueError:
             d = datetime.fromisoformat(s.replace("Z", "+00:00"))
             if d.tzinfo is None:
-                from datetime import timezone
 
-                d = d.replace(tzinfo=timezone.utc)
+                d = d.replace(tzinfo=UTC)
             x = d.timestamp()
     if not math.isfinite(x):
         raise ValueError("not a finite number")

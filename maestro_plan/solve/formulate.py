@@ -306,7 +306,7 @@ class _Builder:
                 bmin = min(e for _, e, _ in reach)
                 specs = [(env, bmin, True)]
                 per_demand = sorted(reach, key=lambda t: (-t[0].rate_rps, t[0].key))[: MAX_CLASSES_PER_CLUSTER - 1] if self.s.service_classes else []
-                for d, e, mx in per_demand:
+                for _d, e, mx in per_demand:
                     specs.append((mx, e, False))
                 for mx, b, is_all in specs:
                     sig = (mx.mean_input, mx.mean_output, mx.kv_tokens_per_request, round(b, 6))

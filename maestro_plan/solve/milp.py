@@ -14,10 +14,10 @@ Lexicographic objectives: after phase k, the constraint `obj_k <= value_k + tol`
 from __future__ import annotations
 
 import math
-import warnings
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 
 import numpy as np

@@ -145,7 +145,6 @@ def run_backend(prob: Problem, hint: list[float] | None, progress: Callable | No
     s = prob.settings
     if s.solver == "cpsat":
         from maestro_plan.solve.cpsat import solve_cpsat
-
         from maestro_plan.solve.decompose import MAX_INTEGER_VARIABLES
 
         start = heuristic.cpsat_hint(prob, hint) or hint
@@ -620,7 +619,7 @@ def build_plan(prob: Problem, x: list[float], counts, slots, holds, placed: list
     binding: list[Binding] = []
     gpus_by_pool: dict[int, int] = defaultdict(int)
     node_pool = {nd: p.index for p in pools for nd in p.node_names}
-    for cl, gs in used_gpus.items():
+    for gs in used_gpus.values():
         for node, _i in gs:
             gpus_by_pool[node_pool[node]] += 1
     for pi, used in sorted(gpus_by_pool.items()):

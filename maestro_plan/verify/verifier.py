@@ -545,7 +545,7 @@ class _Verifier:
             in_flight = load * lat / 1000.0 if math.isfinite(lat) else math.inf
             if r.max_num_seqs + 1 < in_flight:
                 self.fail("capacity", r.id, f"--max-num-seqs {r.max_num_seqs} admits fewer sequences than the {in_flight:.1f} in flight at {load:.6g} req/s x {lat:.6g} ms", amount=in_flight - r.max_num_seqs, unit="sequences")
-            for d, rate, net in items:
+            for d, _rate, net in items:
                 self.check("slo")
                 total = lat + 2.0 * net
                 if not math.isfinite(total) or total > d.latency_budget_ms * (1.0 + REL_TOL):

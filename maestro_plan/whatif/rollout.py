@@ -257,7 +257,7 @@ class _State:
 
     def shortfall(self, without: set[str], model: str) -> str:
         _, pairs = self.flow(model, without)
-        for s, (d, reach, got) in sorted(pairs.items()):
+        for s, (d, _reach, got) in sorted(pairs.items()):
             if got < d - len(pairs) / FLOW_SCALE:
                 return f"{s}/{model} would get {got:.3g} of {d:.3g} rps"
         return f"{model} would be short"

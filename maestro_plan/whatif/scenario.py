@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -219,7 +219,7 @@ class AddWorkflow(_Edit):
 
 
 Edit = Annotated[
-    Union[ScaleDemand, Remove, AddGpus, RemoveGpus, SetPrice, SetSlo, AddModel, AddWorkflow],
+    ScaleDemand | Remove | AddGpus | RemoveGpus | SetPrice | SetSlo | AddModel | AddWorkflow,
     Field(discriminator="kind"),
 ]
 EDIT_KINDS = ("scale_demand", "remove", "add_gpus", "remove_gpus", "price", "slo", "add_model", "add_workflow")
