@@ -6,6 +6,7 @@ Exit codes: 2 = bad input (InputError), 3 = infeasible problem (InfeasibleError)
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,3 +134,28 @@ class Collector:
     def raise_if_any(self) -> None:
         if self.problems:
             raise InputError(problems=self.problems)
+
+
+# Errors writing outputs that are the environment's, not a bug: exit 2 with their own message
+# (exit 1 means "a plan failed verification").
+OUTPUT_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EXDEV, errno.EBUSY, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.EMFILE, errno.ENFILE}
+
+
+def output_error_text(e: OSError) -> str:
+    """One line for an OSError while reading or writing files: the path, the cause, a fix."""
+    fixes = {
+        errno.EROFS: "the file system is read-only; choose an --out on a writable one.",
+        errno.EACCES: "no permission; choose an --out you can write to, or fix the folder's permissions.",
+        errno.EPERM: "no permission; choose an --out you can write to.",
+        errno.ENOSPC: "the disk is full; free space or choose an --out on another disk.",
+        errno.EDQUOT: "the disk quota is exceeded; free space or choose another --out.",
+        errno.EXDEV: "the output crosses file systems; choose an --out whose parent is on the same file system.",
+    }
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e}. Fix: {fixes.get(e.errno or 0, 'check the path and try again.')}"
+
+
+class OutputError(MaestroError):
+    """Outputs cannot be written (read-only, full disk, a file in the way). Exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT

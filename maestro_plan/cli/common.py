@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from maestro_plan.errors import InfeasibleError, InputError, MaestroError
+from maestro_plan.errors import EXIT_BAD_INPUT, OUTPUT_ERRNOS, InfeasibleError, InputError, MaestroError, output_error_text
 
 console = Console(highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -32,9 +35,18 @@ def guarded(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_options(kwargs)
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
+        except ValidationError as e:  # a model built from an option's value (e.g. a name)
+            err_console.print(f"[bold red]error:[/] {escape(_validation_text(e))}", markup=True, highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except OSError as e:
+            if e.errno not in OUTPUT_ERRNOS:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(output_error_text(e))}", markup=True, highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
         except InputError as e:
             err_console.print(f"[bold red]error:[/] {escape(e.render())}", markup=True, highlight=False)
             raise typer.Exit(e.exit_code) from None
@@ -63,3 +75,36 @@ def emit_json(obj: Any) -> None:
     import json
 
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+INT_OPTION_MAX = 2**31 - 1  # CP-SAT's random_seed is a 32-bit int; no count option needs more
+
+
+def check_options(kwargs: dict[str, Any]) -> None:
+    """Checks every command's numeric options get, in one place: floats finite (a NaN or inf would
+    reach plan.json as a non-JSON token), whole numbers within 32 bits. Domain bounds (GPUs, grid
+    sizes, arrival counts) are checked where the value is used, before the work."""
+    for name, value in kwargs.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"must be a finite number, got {value}.", field=_flag(name), hint="give a finite number.")
+        if isinstance(value, int) and abs(value) > INT_OPTION_MAX:
+            raise InputError(f"{value} is out of range; at most {INT_OPTION_MAX:,}.", field=_flag(name), hint="give a smaller whole number.")
+
+
+def _flag(name: str) -> str:
+    """The option's flag as the user typed it (--seed), from the running click command."""
+    ctx = click.get_current_context(silent=True)
+    for p in ctx.command.params if ctx else ():
+        if p.name == name and getattr(p, "opts", None):
+            return max(p.opts, key=len)
+    return "--" + name.replace("_", "-")
+
+
+def _validation_text(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors(include_url=False)[:5]:
+        loc = ".".join(str(x) for x in err["loc"])
+        parts.append(f"{loc}: {err['msg']} (got {str(err.get('input'))[:80]!r})" if loc else err["msg"])
+    return f"invalid value for {e.title}: " + "; ".join(parts) + "."

@@ -345,16 +345,18 @@ def load_capacity_table(path: str | Path) -> CapacityTable:
     """Read a measured capacity table (CSV with a header row, or YAML/JSON: a list of rows or
     {rows: [...]}) with columns model, gpu, tp, input_tokens, output_tokens, max_rps, latency_ms
     [, ttft_ms, tpot_ms, source]. Every bad row is reported (InputError, exit 2)."""
+    from maestro_plan.load import safe
     from maestro_plan.load.loader import read_document, validation_problems
 
     p = Path(path)
     if p.suffix.lower() == ".csv":
         if not p.exists():
             raise InputError("capacity table does not exist.", file=p, hint="check the path.")
+        safe.check_size(p)
         try:
             with p.open(newline="", encoding="utf-8") as fh:
                 reader = csv.DictReader(fh)
-                raw = [{k.strip(): _num(v) for k, v in row.items() if k is not None and v not in (None, "")} for row in reader]
+                raw = [{k.strip(): _num(v) for k, v in row.items() if k is not None and v not in (None, "")} for row in safe.csv_rows(reader, p)]
         except (OSError, UnicodeDecodeError, csv.Error) as e:
             raise InputError(f"capacity table cannot be read as CSV: {e}.", file=p) from None
         prefix = "row"

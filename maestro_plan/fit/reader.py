@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from maestro_plan.errors import InputError
+from maestro_plan.load import safe
 
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -152,7 +153,7 @@ def _read_csv(p: Path) -> RawLog:
             lines: list[int] = []
             start = reader.line_num + 1
             records = 0
-            for rec in reader:
+            for rec in safe.csv_rows(reader, p):
                 if not any(c.strip() for c in rec):
                     start = reader.line_num + 1
                     continue
@@ -166,7 +167,7 @@ def _read_csv(p: Path) -> RawLog:
     except UnicodeDecodeError as e:
         raise InputError(f"is not UTF-8 text ({e.reason} at byte {e.start}).", file=p, hint="export the log as UTF-8 CSV, JSONL or Parquet.") from None
     except csv.Error as e:
-        raise InputError(f"is not readable as CSV: {e}.", file=p, hint="check the quoting, or export as JSONL or Parquet.") from None
+        raise safe.csv_error(e, p) from None
     frame = pd.DataFrame(rows, columns=header, dtype=object)
     frame["_line"] = lines
     return RawLog(p, frame, "line", issues, records)
@@ -191,7 +192,7 @@ def _read_jsonl(p: Path) -> RawLog:
                     continue
                 n += 1
                 try:
-                    obj = json.loads(s)
+                    obj = safe.json_loads(s)
                 except json.JSONDecodeError as e:
                     issues.append(RowIssue(str(p), f"line {i}", f"is not valid JSON ({e.msg} at column {e.colno})."))
                     continue
@@ -221,7 +222,7 @@ def _read_json(p: Path) -> RawLog:
     if not text.strip():
         raise InputError("file is empty.", file=p, hint="export the call log into it, or leave it out.")
     try:
-        doc = json.loads(text)
+        doc = safe.json_loads(text)
     except json.JSONDecodeError as e:
         if text.count("\n") > 1 and text.lstrip().startswith("{"):
             return _read_jsonl(p)  # JSON Lines saved as .json
@@ -255,7 +256,7 @@ def _read_parquet(p: Path) -> RawLog:
 
     try:
         table = pq.read_table(p)
-    except (pa.ArrowInvalid, OSError) as e:
+    except (pa.ArrowException, OSError) as e:
         raise InputError(f"is not a readable Parquet file ({e}).", file=p) from None
     while any(pa.types.is_struct(t.type) for t in table.schema):
         table = table.flatten()  # struct column `usage` -> `usage.prompt_tokens`, ...
@@ -275,6 +276,7 @@ def read_log(path: str | Path) -> RawLog:
         raise InputError("is a directory, a log file was expected.", file=p, hint="name the CSV, JSONL or Parquet files inside it (a shell glob works: dir/*.jsonl).")
     if p.stat().st_size == 0:
         raise InputError("file is empty.", file=p, hint="export the call log into it, or leave it out.")
+    safe.check_size(p, safe.LOG_MAX_BYTES)
     fmt = _sniff_format(p)
     reader = {"csv": _read_csv, "jsonl": _read_jsonl, "json": _read_json, "parquet": _read_parquet}[fmt]
     return reader(p)

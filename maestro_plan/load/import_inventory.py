@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from maestro_plan.errors import Collector, InputError
+from maestro_plan.load import safe
 from maestro_plan.load.loader import check_inventory, load_gpu_types, parse_as, read_document
 from maestro_plan.load.schema import GpuType, Interconnect, Inventory
 
@@ -181,19 +182,7 @@ def _parse_memory(cell: str, unit_hint: str | None) -> float | None:
 
 
 def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise InputError("file does not exist.", file=path, hint="check the path (relative paths are from the current directory).")
-    if path.is_dir():
-        raise InputError("is a directory, a file was expected.", file=path, hint="name the file that holds the nvidia-smi output.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"is not UTF-8 text ({e.reason} at byte {e.start}).", file=path, hint="save the nvidia-smi output as UTF-8 text.") from None
-    except OSError as e:
-        raise InputError(f"cannot be read: {e.strerror}.", file=path) from None
-    if not text.strip():
-        raise InputError("file is empty.", file=path, hint="save the output of `nvidia-smi --query-gpu=index,name,memory.total --format=csv` into it.")
-    return text
+    return safe.read_text(path, hint="name the file that holds the nvidia-smi output.")
 
 
 def parse_nvidia_smi_csv(text: str, file: str | Path) -> list[SmiHost]:
@@ -217,7 +206,10 @@ def parse_nvidia_smi_csv(text: str, file: str | Path) -> list[SmiHost]:
         m = _PREFIX_RE.match(line)
         if m:
             prefix, line = m.group(1), m.group(2)
-        cells = next(csv.reader(io.StringIO(line), skipinitialspace=True))
+        try:
+            cells = next(csv.reader(io.StringIO(line), skipinitialspace=True))
+        except csv.Error as e:
+            raise safe.csv_error(e, file, lineno) from None
         cells = [c.strip() for c in cells]
         if _is_header(cells):
             columns = {_header_key(c): i for i, c in enumerate(cells)}
@@ -371,6 +363,9 @@ def parse_kubectl_nodes(doc: Any, file: str | Path) -> tuple[list[K8sNode], list
             col.add(f"is a {item.get('kind')!r}, not a Node.", file=file, field=f"{where}.kind", hint="export nodes only: kubectl get nodes -o json")
             continue
         meta = item.get("metadata") or {}
+        if not isinstance(meta, dict) or not isinstance(item.get("status") or {}, dict):
+            col.add("metadata and status must be mappings.", file=file, field=where, hint="export the full node objects: kubectl get nodes -o json")
+            continue
         name = meta.get("name")
         if not isinstance(name, str) or not name:
             col.add("has no metadata.name.", file=file, field=f"{where}.metadata.name")
@@ -385,7 +380,7 @@ def parse_kubectl_nodes(doc: Any, file: str | Path) -> tuple[list[K8sNode], list
         cap_key = next((k for k in CAPACITY_KEYS if k in capacity), None)
         try:
             cap = int(parse_quantity(capacity[cap_key])) if cap_key else None
-        except ValueError as e:
+        except (ValueError, OverflowError) as e:
             col.add(str(e) + ".", file=file, field=f"{where}.status.capacity.{cap_key}")
             continue
         if cap is None and labels.get("nvidia.com/gpu.count") not in (None, ""):

@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from maestro_plan.errors import InputError, Problem
+from maestro_plan.load import safe
 from maestro_plan.load.loader import parse_as, tp_allowed
 from maestro_plan.load.schema import Architecture, ModelSpec, Quantization
 
@@ -113,16 +114,7 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise InputError("file is empty.", file=path, hint="download the model's config.json again.")
     if size > MAX_CONFIG_BYTES:
         raise InputError(f"file is {size / 2**20:.1f} MiB; a config.json is a few KB.", file=path, hint="pass the config.json, not a weights file.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"is not UTF-8 text ({e.reason} at byte {e.start}); it is not a config.json.", file=path, hint="pass the config.json, not a weights file.") from None
-    except OSError as e:
-        raise InputError(f"cannot be read: {e.strerror}.", file=path) from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.", file=path, hint="pass a Hugging Face config.json (JSON, not YAML or Python).") from None
+    doc = safe.parse_json(safe.read_text(path, max_bytes=MAX_CONFIG_BYTES), path, hint="pass a Hugging Face config.json (JSON, not YAML or Python).")
     if not isinstance(doc, dict):
         raise InputError(f"must hold a JSON object at the top level, got {type(doc).__name__}.", file=path, hint="pass a Hugging Face config.json.")
     return doc
@@ -402,7 +394,7 @@ def _checkpoint_bytes(config_path: Path) -> int | None:
     if not index.is_file():
         return None
     try:
-        doc = json.loads(index.read_text(encoding="utf-8"))
+        doc = safe.json_loads(index.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         raise InputError("is not valid JSON.", file=index, hint="download it again, or remove it (it is only used for checkpoint_bytes).") from None
     total = doc.get("metadata", {}).get("total_size") if isinstance(doc, dict) and isinstance(doc.get("metadata"), dict) else None

@@ -12,22 +12,21 @@ Public API:
 
 from __future__ import annotations
 
-import json
 import math
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from maestro_plan.errors import Collector, InputError, Problem, suggest, unknown_name_hint
-from maestro_plan.load.schema import GpuType, Inputs, Inventory, ModelSpec, Workflow, WorkloadFile
+from maestro_plan.load import safe
+from maestro_plan.load.schema import MAX_GPUS, GpuType, Inputs, Inventory, ModelSpec, Workflow, WorkloadFile
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 SUFFIXES = (".yaml", ".yml", ".json")
-MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_FILE_BYTES = safe.MAX_FILE_BYTES
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -47,59 +46,9 @@ def default_paths() -> dict[str, Path]:
 # --------------------------------------------------------------------------------------------
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe loader that rejects duplicate mapping keys (a silent override is a classic YAML bug)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    mapping: dict = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}'", key_node.start_mark
-            )
-        mapping[key] = loader.construct_object(value_node, deep=deep)
-    return mapping
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def read_document(path: str | Path) -> Any:
-    """Parse one YAML or JSON file. Any problem -> InputError naming the file."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError("file does not exist.", file=p, hint="check the path (relative paths are from the current directory).")
-    if p.is_dir():
-        raise InputError("is a directory, a file was expected.", file=p, hint="name a .yaml or .json file inside it.")
-    size = p.stat().st_size
-    if size == 0:
-        raise InputError("file is empty.", file=p, hint="write the document into it, or remove the file.")
-    if size > MAX_FILE_BYTES:
-        raise InputError(f"file is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit for input documents.", file=p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"is not UTF-8 text ({e.reason} at byte {e.start}).", file=p, hint="save it as UTF-8.") from None
-    except OSError as e:
-        raise InputError(f"cannot be read: {e.strerror}.", file=p) from None
-    if p.suffix == ".json":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.", file=p, hint="fix the JSON syntax there.") from None
-    else:
-        try:
-            doc = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise InputError(f"is not valid YAML: {problem}{where}.", file=p, hint="fix the YAML syntax there (indentation, colons, quotes).") from None
-    if doc is None:
-        raise InputError("holds no document (only comments or blank lines).", file=p, hint="write the document into it, or remove the file.")
-    return doc
+    """Parse one YAML or JSON file through the limited reading layer (maestro_plan.load.safe)."""
+    return safe.read_document(path)
 
 
 def _loc(loc: tuple) -> str:
@@ -302,6 +251,7 @@ def check_inventory(inv: Inventory, gpus: dict[str, GpuType], file: Path, col: C
             if pool.nodes:
                 for ni, n in enumerate(pool.nodes):
                     unique("node", n, f"clusters[{ci}].node_pools[{pi}].nodes[{ni}]")
+    check_fleet_size(inv, file, col)
     clusters = {c.name for c in inv.clusters}
     sources = set()
     for si, s in enumerate(inv.sources):
@@ -325,6 +275,16 @@ def check_inventory(inv: Inventory, gpus: dict[str, GpuType], file: Path, col: C
     for si, s in enumerate(inv.sources):
         if not any(frozenset((s.name, c)) in pairs for c in clusters):
             col.add(f"source '{s.name}' has no link to any cluster, so its latency is unknown.", file=file, field=f"sources[{si}]", hint=f"add a link {{a: {s.name}, b: <cluster>, latency_ms: ...}}.")
+
+
+def check_fleet_size(inv: Inventory, file: str | Path, col: Collector) -> None:
+    """The fleet's GPUs within MAX_GPUS, checked before any node names or solver variables exist."""
+    total = sum(p.node_count * p.gpus_per_node for c in inv.clusters for p in c.node_pools)
+    if total > MAX_GPUS:
+        col.add(
+            f"the inventory holds {total:,} GPUs; maestro-plan plans fleets of at most {MAX_GPUS:,} GPUs.",
+            file=file, field="clusters", hint="check the node counts (count is nodes, not GPUs), or split the fleet into several inventories.",
+        )
 
 
 def check_models(models: dict[str, ModelSpec], where: dict[str, Path], inv: Inventory | None, col: Collector) -> None:

@@ -19,6 +19,11 @@ Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-
 PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False, lt=1e15)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False, lt=1e15)]
 PosInt = Annotated[int, Field(gt=0, lt=10**12)]
+# Bounds on sizes that drive work and memory, checked when a file is read (before any work):
+# MAX_GPUS is 10x the largest fleet benchmarked (benchmarks/solver_scale.py: 10,000 GPUs);
+# MAX_LAYERS is 8x the deepest released decoder (126 layers, Llama 3.1 405B config.json).
+MAX_GPUS = 100_000
+MAX_LAYERS = 1_000
 NonNegInt = Annotated[int, Field(ge=0, lt=10**12)]
 
 
@@ -74,7 +79,7 @@ class NodePool(Strict):
     zone: Name = Field(description="Failure domain (availability zone) the nodes are in")
     gpu_type: Name
     gpus_per_node: Annotated[int, Field(gt=0, le=64)]
-    count: PosInt | None = Field(None, description="Number of nodes; names become <pool>-<index>")
+    count: Annotated[int, Field(gt=0, le=MAX_GPUS)] | None = Field(None, description="Number of nodes; names become <pool>-<index>")
     nodes: list[Name] | None = Field(None, description="Explicit node names (Kubernetes node names)")
     host_dram_gib: PosFloat
     interconnect: Interconnect = Interconnect.nvlink
@@ -153,7 +158,7 @@ class Architecture(Strict):
     """
 
     model_type: str
-    num_hidden_layers: PosInt
+    num_hidden_layers: Annotated[int, Field(gt=0, le=MAX_LAYERS)]
     hidden_size: PosInt
     num_attention_heads: PosInt
     num_key_value_heads: PosInt | None = None

@@ -9,13 +9,15 @@ from pydantic import ValidationError
 
 from maestro_plan import atomic
 from maestro_plan.errors import InputError
+from maestro_plan.load import safe
 from maestro_plan.load.loader import validation_problems
 from maestro_plan.plan.schema import SCHEMA_VERSION, Plan
 
 
 def dumps(plan: Plan) -> str:
     """Canonical JSON: sorted keys, 2-space indent, floats as Python repr, trailing newline."""
-    return json.dumps(plan.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # allow_nan=False: a NaN or inf would be written as a non-JSON token; refuse it loudly instead
+    return json.dumps(plan.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def write_plan(plan: Plan, path: str | Path) -> None:
@@ -31,19 +33,14 @@ def read_plan(path: str | Path) -> Plan:
             p = p / "plan.json"
         else:
             raise InputError("is a directory without a plan.json in it.", file=p, hint="name the plan.json file.")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.", file=p) from None
-    except UnicodeDecodeError:
-        raise InputError("is not UTF-8 text.", file=p) from None
+    doc = safe.parse_json(safe.read_text(p), p)
     if not isinstance(doc, dict):
         raise InputError("must hold a JSON object (a plan).", file=p)
-    version = str(doc.get("schema_version", ""))
+    version = str(doc.get("schema_version", ""))[:40]
     major = version.split(".")[0]
     if not version:
         raise InputError("has no schema_version; it is not a maestro-plan plan.", file=p, field="schema_version")
-    if not major.isdigit() or int(major) > int(SCHEMA_VERSION.split(".")[0]):
+    if not (major.isascii() and major.isdigit()) or int(major) > int(SCHEMA_VERSION.split(".")[0]):
         raise InputError(
             f"was written with plan schema {version}; this maestro-plan reads schema {SCHEMA_VERSION}.",
             file=p,

@@ -35,6 +35,7 @@ from typing import Literal
 import numpy as np
 
 from maestro_plan.errors import InputError, Problem
+from maestro_plan.load import safe
 from maestro_plan.load.schema import Inputs, TokenDist
 
 POOL = 4096
@@ -248,8 +249,20 @@ def _sorted(t: list[np.ndarray], w: list[np.ndarray], s: list[list[str]]) -> Arr
     return Arrivals(tt[order], ww[order], [ss[i] for i in order.tolist()])
 
 
+# Arrivals in one simulation: every arrival becomes a request object with its own events, so 5
+# million is several GB of state and hours of event processing; real runs (600 s of the bundled
+# workloads) draw thousands.
+MAX_ARRIVALS = 5_000_000
+
+
 def poisson_arrivals(workflows: list[WorkflowSpec], duration_s: float, seed: int, rate_scale: float = 1.0) -> Arrivals:
     """A Poisson process per (workflow, source) at rate x rate_scale over [0, duration_s)."""
+    expected = sum(sum(wf.sources.values()) for wf in workflows) * rate_scale * duration_s
+    if not expected <= MAX_ARRIVALS:  # checked before any array is allocated (NaN fails too)
+        raise InputError(
+            f"the simulation would draw about {expected:,.0f} arrivals; at most {MAX_ARRIVALS:,}.",
+            field="--rate-scale / --duration", hint="shorten --duration or lower --rate-scale.",
+        )
     t, w, s = [], [], []
     for wf in workflows:
         for src, rate in sorted(wf.sources.items()):
@@ -289,6 +302,7 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, dict]], str]:
     if not path.exists():
         raise InputError("trace file does not exist.", file=path, hint="check the path given to --trace.")
     rows: list[tuple[int, dict]] = []
+    safe.check_size(path, safe.LOG_MAX_BYTES)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
@@ -298,16 +312,16 @@ def _read_rows(path: Path) -> tuple[list[tuple[int, dict]], str]:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = safe.json_loads(line)
             except json.JSONDecodeError as e:
                 rows.append((i, {"__error__": f"not valid JSON ({e.msg})"}))
                 continue
             rows.append((i, obj if isinstance(obj, dict) else {"__error__": "not a JSON object"}))
         return rows, "line"
     reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames is None:
+    if safe.csv_header(reader, path) is None:
         raise InputError("trace file is empty.", file=path, hint="give a CSV with a header row (timestamp,workflow[,source]) or JSON Lines.")
-    for i, row in enumerate(reader, start=2):
+    for i, row in enumerate(safe.csv_rows(reader, path), start=2):
         if None in row:
             rows.append((i, {"__error__": f"has {len(row) - 1 + len(row[None])} fields, the header has {len(reader.fieldnames)}"}))
             continue

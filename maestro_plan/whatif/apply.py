@@ -11,8 +11,8 @@ import math
 import re
 from pathlib import Path
 
-from maestro_plan.errors import InputError
-from maestro_plan.load.loader import parse_as
+from maestro_plan.errors import Collector, InputError
+from maestro_plan.load.loader import check_fleet_size, parse_as
 from maestro_plan.load.schema import Cluster, Inputs, Inventory, ModelSpec, NodePool, Workflow
 from maestro_plan.whatif.scenario import (
     AddGpus,
@@ -53,6 +53,9 @@ def apply_scenario(inputs: Inputs, scenario: Scenario, *, origin: str | Path = "
         elif isinstance(e, AddWorkflow):
             w = parse_as(Workflow, e.spec, str(origin), f"{where}.spec")
             out = out.model_copy(update={"workflows": sorted([*out.workflows, w], key=lambda x: x.name)})
+    col = Collector()
+    check_fleet_size(out.inventory, str(origin), col)  # added GPUs: bounded before any work
+    col.raise_if_any()
     return out
 
 

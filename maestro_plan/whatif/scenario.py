@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from maestro_plan.errors import Collector, InputError, unknown_name_hint
 from maestro_plan.load.loader import check_models, check_workflows, parse_as, read_document
-from maestro_plan.load.schema import Inputs, ModelSpec, Name, NonNegFloat, PosFloat, PosInt, Workflow
+from maestro_plan.load.schema import MAX_GPUS, Inputs, ModelSpec, Name, NonNegFloat, PosFloat, PosInt, Workflow
 
 ScaleFactor = Annotated[float, Field(gt=0, allow_inf_nan=False, lt=1e6, description="Multiplier, > 0")]
 
@@ -111,7 +111,7 @@ class AddGpus(_Edit):
     kind: Literal["add_gpus"] = "add_gpus"
     cluster: Name
     gpu_type: Name
-    count: PosInt = Field(description="GPUs to add (whole nodes: a multiple of GPUs per node)")
+    count: Annotated[int, Field(gt=0, le=MAX_GPUS)] = Field(description="GPUs to add (whole nodes: a multiple of GPUs per node)")
     zone: Name | None = None
     pool: Name | None = Field(None, description="Name of the pool to grow or create")
     gpus_per_node: Annotated[int, Field(gt=0, le=64)] | None = None

@@ -67,6 +67,9 @@ def solve_inputs(inputs: Inputs, settings: Any, current: Plan | None = None) -> 
 # --------------------------------------------------------------------------------------------
 
 
+MAX_GRID = 10_000  # values in one sweep range (10,000 solves is days of solver time already)
+
+
 def parse_range(text: str, what: str = "--demand") -> list[float]:
     """'0.5:3:0.25' -> [0.5, 0.75, ..., 3.0] (both ends included); '0.5,1,2' -> a list."""
     try:
@@ -75,9 +78,13 @@ def parse_range(text: str, what: str = "--demand") -> list[float]:
             if len(parts) != 3:
                 raise ValueError
             start, stop, step = parts
+            if not all(math.isfinite(x) for x in parts):
+                raise InputError(f"range '{text}' must use finite numbers.", field=what, hint="write START:STOP:STEP, e.g. 0.5:3:0.25.")
             if step <= 0 or stop < start:
                 raise InputError(f"range '{text}' must have start <= stop and step > 0.", field=what, hint="write START:STOP:STEP, e.g. 0.5:3:0.25.")
             n = int(math.floor((stop - start) / step + 1e-9))
+            if n + 1 > MAX_GRID:  # checked before the grid is built
+                raise InputError(f"range '{text}' has {n + 1:,} values; at most {MAX_GRID:,}.", field=what, hint="use a larger step.")
             values = [round(start + i * step, 10) for i in range(n + 1)]
         else:
             values = [float(x) for x in text.split(",") if x.strip()]
@@ -85,8 +92,8 @@ def parse_range(text: str, what: str = "--demand") -> list[float]:
         raise InputError(f"cannot read '{text}' as a range.", field=what, hint="write START:STOP:STEP (0.5:3:0.25) or a list (0.5,1,2).") from None
     if not values:
         raise InputError(f"range '{text}' is empty.", field=what)
-    if len(values) > 10_000:
-        raise InputError(f"range '{text}' has {len(values)} values; at most 10000.", field=what, hint="use a larger step.")
+    if len(values) > MAX_GRID:
+        raise InputError(f"range '{text}' has {len(values):,} values; at most {MAX_GRID:,}.", field=what, hint="use a larger step.")
     for v in values:
         if not math.isfinite(v) or v <= 0:
             raise InputError(f"scale factor {v:g} in '{text}' must be > 0.", field=what, hint="start the range above 0, e.g. 0.25:3:0.25.")
@@ -224,6 +231,9 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(inputs: Inputs, base: Plan | None, settings: Any, keep_plans: bool = False) -> None:
+    from maestro_plan.lifetime import die_with_parent
+
+    die_with_parent()  # a killed sweep takes its workers with it
     _WORKER.update(inputs=inputs, base=base, settings=settings, keep_plans=keep_plans)
 
 
