@@ -65,6 +65,8 @@ CRD_FILES = {
     ("inference.networking.k8s.io/v1", "InferencePool"): ("inference.networking.k8s.io_inferencepools.yaml", "v1"),
     ("llm-d.ai/v1alpha2", "InferenceObjective"): ("llm-d.ai_inferenceobjectives.yaml", "v1alpha2"),
     ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): ("leaderworkerset.x-k8s.io_leaderworkersets.yaml", "v1"),
+    ("gateway.networking.k8s.io/v1", "Gateway"): ("gateway.networking.k8s.io_gateways.yaml", "v1"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): ("gateway.networking.k8s.io_httproutes.yaml", "v1"),
 }
 
 
@@ -78,3 +80,117 @@ def validate_custom(obj: dict[str, Any]) -> None:
 
 def load_yaml_files(root: Path) -> dict[str, dict[str, Any]]:
     return {str(p.relative_to(root)): yaml.safe_load(p.read_text()) for p in sorted(root.rglob("*.yaml"))}
+
+
+# --------------------------------------------------------------------------------------------
+# A scheduler-like check: does every emitted pod have a node of the inventory that takes it?
+# Written from the Kubernetes scheduling rules (nodeSelector, required nodeAffinity, required
+# podAntiAffinity on kubernetes.io/hostname, extended-resource requests), not from the emitter.
+# --------------------------------------------------------------------------------------------
+
+GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
+
+
+def cluster_nodes(inputs: Inputs, cluster: str) -> list[dict[str, Any]]:
+    """The nodes a real cluster would have, with the labels kubelet, the cloud and GPU Feature
+    Discovery put on them. Nodes of a `count` pool get names the emitter cannot know."""
+    out = []
+    for c in inputs.inventory.clusters:
+        if c.name != cluster:
+            continue
+        for p in c.node_pools:
+            gpu = inputs.gpu_types[p.gpu_type]
+            names = list(p.nodes) if p.nodes is not None else [f"ip-10-0-{len(out) + i}-17.ec2.internal" for i in range(p.count or 0)]
+            for n in names:
+                labels = {"kubernetes.io/hostname": n, "topology.kubernetes.io/zone": p.zone, **p.labels}
+                if gpu.vendor == "nvidia" and gpu.product_labels:
+                    labels["nvidia.com/gpu.product"] = gpu.product_labels[0].replace(" ", "-")
+                    labels["nvidia.com/gpu.count"] = str(p.gpus_per_node)
+                out.append({"name": n, "labels": labels, "gpus": p.gpus_per_node})
+    return out
+
+
+def _pod(tpl: dict[str, Any], owner: str) -> dict[str, Any]:
+    spec = tpl["spec"]
+    gpus = sum(int(c.get("resources", {}).get("limits", {}).get(r, 0)) for c in spec["containers"] for r in GPU_RESOURCES)
+    aff = spec.get("affinity", {})
+    return {
+        "owner": owner,
+        "labels": tpl["metadata"]["labels"],
+        "nodeSelector": spec.get("nodeSelector", {}),
+        "nodeTerms": aff.get("nodeAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms", []),
+        "anti": aff.get("podAntiAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution", []),
+        "gpus": gpus,
+    }
+
+
+def expand_pods(files: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every pod the objects of one cluster folder create (Deployment replicas, LWS groups)."""
+    pods = []
+    for name, obj in sorted(files.items()):
+        if obj.get("kind") == "Deployment":
+            pods += [_pod(obj["spec"]["template"], name) for _ in range(obj["spec"]["replicas"])]
+        elif obj.get("kind") == "LeaderWorkerSet":
+            t = obj["spec"]["leaderWorkerTemplate"]
+            for _ in range(obj["spec"]["replicas"]):
+                pods.append(_pod(t["leaderTemplate"], name))
+                pods += [_pod(t["workerTemplate"], name) for _ in range(t["size"] - 1)]
+    return pods
+
+
+def _expr_ok(labels: dict[str, str], e: dict[str, Any]) -> bool:
+    op, key = e["operator"], e["key"]
+    if op == "In":
+        return labels.get(key) in e["values"]
+    if op == "NotIn":
+        return labels.get(key) not in e["values"]
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    raise AssertionError(f"operator {op} not handled by the test scheduler")
+
+
+def selector_matches(sel: dict[str, Any], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in sel.get("matchLabels", {}).items()) and all(_expr_ok(labels, e) for e in sel.get("matchExpressions", []))
+
+
+def node_fits_selectors(pod: dict[str, Any], node: dict[str, Any]) -> bool:
+    if any(node["labels"].get(k) != v for k, v in pod["nodeSelector"].items()):
+        return False
+    return not pod["nodeTerms"] or any(all(_expr_ok(node["labels"], e) for e in t.get("matchExpressions", [])) for t in pod["nodeTerms"])
+
+
+def _repels(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Pod a's required anti-affinity (per hostname) forbids sharing a node with pod b."""
+    return any(t["topologyKey"] == "kubernetes.io/hostname" and selector_matches(t["labelSelector"], b["labels"]) for t in a["anti"])
+
+
+def schedule(pods: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> dict[int, str] | None:
+    """Backtracking search for a placement of every pod: selectors and affinity hold, anti-affinity
+    holds both ways, GPU requests fit each node. Returns pod index -> node name, or None."""
+    cands = {i: [n for n in nodes if node_fits_selectors(p, n)] for i, p in enumerate(pods)}
+    order = sorted(cands, key=lambda i: (len(cands[i]), -pods[i]["gpus"]))
+    free = {n["name"]: n["gpus"] for n in nodes}
+    on: dict[str, list[int]] = {n["name"]: [] for n in nodes}
+    placed: dict[int, str] = {}
+
+    def go(k: int) -> bool:
+        if k == len(order):
+            return True
+        i = order[k]
+        for n in cands[i]:
+            name = n["name"]
+            if free[name] < pods[i]["gpus"] or any(_repels(pods[i], pods[j]) or _repels(pods[j], pods[i]) for j in on[name]):
+                continue
+            free[name] -= pods[i]["gpus"]
+            on[name].append(i)
+            placed[i] = name
+            if go(k + 1):
+                return True
+            free[name] += pods[i]["gpus"]
+            on[name].pop()
+            del placed[i]
+        return False
+
+    return dict(placed) if go(0) else None

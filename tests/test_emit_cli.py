@@ -32,7 +32,7 @@ def test_emit_all_and_one_format(tmp_path: Path) -> None:
 def test_summary_json(tmp_path: Path) -> None:
     res = runner.invoke(app, ["summary", str(EMIT / "plan.json"), "--json", *INPUT_ARGS])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["cost_per_hour"] == pytest.approx(345.79, abs=0.01)
+    assert json.loads(res.stdout)["cost_per_hour"] == pytest.approx(364.75, abs=0.01)
 
 
 def _assert_bad(res, out: Path, words: str) -> None:

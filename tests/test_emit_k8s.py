@@ -17,8 +17,18 @@ from emit_testlib import KUBERNETES_VERSION, fixture_inputs, fixture_plan, valid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maestro_plan.emit.common import check_plan_matches, dns_label, group_replicas, is_label_value, label_value, model_ports
-from maestro_plan.emit.k8s import build_k8s, emit_k8s, engine_args
+from maestro_plan.emit.common import (
+    check_plan_matches,
+    dns_label,
+    group_replicas,
+    is_label_value,
+    label_value,
+    model_ports,
+    plan_ports,
+)
+from maestro_plan.emit.engine import pod_engine_args
+from maestro_plan.emit.k8s import build_k8s, emit_k8s
+from maestro_plan.emit.placement import count_pool_nodes
 from maestro_plan.errors import InputError
 from maestro_plan.estimate.engine import VLLM
 
@@ -61,7 +71,7 @@ def test_core_objects_pass_kubernetes_schema(objects) -> None:
                 kubernetes_validate.validate({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": tpl}, KUBERNETES_VERSION, strict=True)
             continue
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-    assert kinds == {"Namespace": 2, "Kustomization": 2, "Deployment": 5, "LeaderWorkerSet": 1, "DaemonSet": 1, "Service": 6}
+    assert kinds == {"Namespace": 2, "Kustomization": 2, "Deployment": 8, "LeaderWorkerSet": 1, "ConfigMap": 1, "Service": 8}
 
 
 def test_schema_validation_catches_a_bad_manifest(objects) -> None:
@@ -107,12 +117,18 @@ def test_command_line_realises_each_replica(objects) -> None:
     plan, inputs = fixture_plan(), fixture_inputs()
     reps = {r.id: r for r in plan.replicas}
     seen: dict[str, int] = defaultdict(int)
-    for w in group_replicas(plan):
+    for w in group_replicas(plan, count_pool_nodes(inputs)):
         for rid in w.replica_ids:
             seen[rid] += 1
         for e in w.engines:
             r = e.replica
-            args = engine_args(r, inputs, e.port)
+            args = pod_engine_args(e, inputs)
+            if e.standby_model:  # a sleeping engine of a swap slot: sized by the slot, started with sleep mode
+                assert args[0] == inputs.models[e.standby_model].hf_repo and _flag(args, "--served-model-name") == e.standby_model
+                assert "--enable-sleep-mode" in args and _flag(args, "--host") == "127.0.0.1" and int(_flag(args, "--port")) == e.listen_port
+                assert float(_flag(args, "--gpu-memory-utilization")) == pytest.approx(r.memory_fraction, abs=1e-4)
+                continue
+            assert "--enable-sleep-mode" not in args
             assert args[0] == inputs.models[r.model].hf_repo
             assert _flag(args, "--served-model-name") == r.model
             assert int(_flag(args, "--tensor-parallel-size")) == r.tp
@@ -127,14 +143,20 @@ def test_command_line_realises_each_replica(objects) -> None:
 
 def test_placement_and_gpu_requests(objects) -> None:
     plan, inputs = fixture_plan(), fixture_inputs()
-    by_name = {w.name: w for w in group_replicas(plan)}
+    by_name = {w.name: w for w in group_replicas(plan, count_pool_nodes(inputs))}
     for _cluster, _name, obj in _all(objects):
         if obj["kind"] != "Deployment":
             continue
         w = by_name[obj["metadata"]["name"]]
         spec = obj["spec"]["template"]["spec"]
-        assert spec["nodeSelector"]["kubernetes.io/hostname"] == w.node
-        assert spec["nodeSelector"]["nvidia.com/gpu.product"] == inputs.gpu_types[w.gpu_type].product_labels[0]
+        sel = spec["nodeSelector"]
+        if w.pinned:  # a node the inventory names: pinned by its real hostname
+            assert sel["kubernetes.io/hostname"] == w.node
+        else:  # a node of a count pool: the pool's labels, never an invented hostname
+            assert "kubernetes.io/hostname" not in sel and sel["eks.amazonaws.com/nodegroup"] == "l4-c"
+            assert sel["topology.kubernetes.io/zone"] == w.zone and sel["nvidia.com/gpu.count"] == "4"
+            assert spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"
+        assert sel["nvidia.com/gpu.product"] == inputs.gpu_types[w.gpu_type].product_labels[0]
         assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
         assert spec["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
         c = spec["containers"][0]
@@ -142,16 +164,33 @@ def test_placement_and_gpu_requests(objects) -> None:
         assert int(c["resources"]["limits"]["nvidia.com/gpu"]) == w.gpus_per_pod
         assert obj["spec"]["replicas"] == w.count
         assert c["readinessProbe"] and c["livenessProbe"] and "cpu" in c["resources"]["requests"] and "memory" in c["resources"]["requests"]
-        ports = {p["containerPort"] for p in c["ports"]}
-        assert ports == {e.port for e in w.engines}
+        served = spec["containers"][-1]  # the wake proxy owns the ports of a swap slot
+        assert {p["containerPort"] for p in served["ports"]} == {e.port for e in w.engines}
+        shm = next(v for v in spec["volumes"] if v["name"] == "shm")["emptyDir"]
+        assert shm == {"medium": "Memory", "sizeLimit": "2Gi" if w.gpus_per_pod == 1 else "15Gi"}
     # the two identical exclusive 8B replicas on h100-a-000 are one Deployment with 2 pods of 1 GPU
     dep = objects["us-east"]["deployment-vllm-llama-3-1-8b-h100-a-000.yaml"]
     assert dep["spec"]["replicas"] == 2 and dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    # the count pool's node l4-c-000 holds two planned replicas: one pod with both, on 2 GPUs
+    packed = objects["eu-west"]["deployment-vllm-shared-l4-c-000.yaml"]
+    assert packed["spec"]["replicas"] == 1 and packed["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+
+
+def test_hf_token_is_required_for_gated_models(objects) -> None:
+    inputs = fixture_inputs()
+    for _, _, obj in _all(objects):
+        for tpl in _pod_templates(obj):
+            for c in tpl["spec"]["containers"]:
+                for env in c.get("env", []):
+                    ref = env["valueFrom"]["secretKeyRef"]
+                    assert env["name"] == "HF_TOKEN" and ref["name"] == "hf-token"
+                    assert all(inputs.models[m].gated for m in inputs.models)  # the fixture's models are all Llama (gated)
+                    assert "optional" not in ref
 
 
 def test_colocated_engines_share_one_pod_and_fit_the_gpu(objects) -> None:
-    plan = fixture_plan()
-    shared = [w for w in group_replicas(plan) if w.colocated]
+    plan, inputs = fixture_plan(), fixture_inputs()
+    shared = [w for w in group_replicas(plan, count_pool_nodes(inputs)) if w.colocated and w.pinned and not w.has_standby]
     assert len(shared) == 1
     w = shared[0]
     assert w.models == ["llama-3.1-8b", "llama-3.2-1b"] and w.gpus_per_pod == 1
@@ -175,20 +214,45 @@ def test_multi_node_replica_is_a_leaderworkerset(objects) -> None:
 
 def test_services_and_standby(objects) -> None:
     plan = fixture_plan()
-    ports = model_ports([r.model for r in plan.replicas])
+    ports = plan_ports(plan)
     for cluster in ("us-east", "eu-west"):
-        models = {r.model for r in plan.replicas if r.cluster == cluster} | {s.model for s in plan.standby if s.cluster == cluster}
-        svcs = {o["metadata"]["annotations"]["maestro-plan.dev/model"]: o for o in objects[cluster].values() if o["kind"] == "Service"}
-        assert set(svcs) == models
-        for m, svc in svcs.items():
-            assert svc["spec"]["selector"] == {f"model.maestro-plan.dev/{m}": "serving"}
-            assert svc["spec"]["ports"][0]["targetPort"] == ports[m]
-    svc = objects["eu-west"]["service-vllm-llama-3-2-1b-eu-west.yaml"]
-    assert float(svc["metadata"]["annotations"]["maestro-plan.dev/standby-cold-start-ms"]) == pytest.approx(plan.standby[0].cold_start_ms)
-    ds = objects["eu-west"]["daemonset-standby-llama-3-2-1b.yaml"]
-    spec = ds["spec"]["template"]["spec"]
-    assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["h100-e-002"]
-    assert "meta-llama/Llama-3.2-1B-Instruct" in spec["containers"][0]["command"][2]
+        models = {r.model for r in plan.replicas if r.cluster == cluster and not r.swap_models}
+        standby = {s.model for s in plan.standby if s.cluster == cluster}
+        svcs = defaultdict(dict)
+        for o in objects[cluster].values():
+            if o["kind"] == "Service":
+                role = "standby" if o["metadata"]["name"].endswith("-standby") else "serving"
+                svcs[role][o["metadata"]["annotations"]["maestro-plan.dev/model"]] = o
+        assert set(svcs["serving"]) == models and set(svcs.get("standby", {})) == standby
+        for role, by_model in svcs.items():
+            for m, svc in by_model.items():
+                assert svc["spec"]["selector"] == {f"model.maestro-plan.dev/{m}": role}
+                assert svc["spec"]["ports"][0]["targetPort"] == ports[m]
+                # some pod of the cluster carries the selected label and exposes the target port
+                pods = [t for o in objects[cluster].values() for t in _pod_templates(o) if t["metadata"]["labels"].get(f"model.maestro-plan.dev/{m}") == role]
+                assert any(ports[m] in {p["containerPort"] for c in t["spec"]["containers"] for p in c.get("ports", [])} for t in pods), (m, role)
+    svc = objects["eu-west"]["service-vllm-llama-3-2-1b-eu-west-standby.yaml"]
+    sb = next(s for s in plan.standby if s.model == "llama-3.2-1b")
+    assert float(svc["metadata"]["annotations"]["maestro-plan.dev/standby-cold-start-ms"]) == pytest.approx(sb.cold_start_ms)
+
+
+def test_standby_engines_sleep_and_have_a_wake_path(objects) -> None:
+    """vLLM's documented sleep mode: --enable-sleep-mode + VLLM_SERVER_DEV_MODE=1, POST /sleep after the
+    start, and the wake proxy sidecar (POST /wake_up on demand) on the standby models' ports."""
+    dep = objects["eu-west"]["deployment-vllm-shared-h100-e-002.yaml"]
+    spec = dep["spec"]["template"]["spec"]
+    script = spec["containers"][0]["command"][2]
+    for m in ("llama-3.1-8b", "llama-3.2-1b"):
+        line = next(x for x in script.splitlines() if f"--served-model-name {m}" in x)
+        assert "VLLM_SERVER_DEV_MODE=1 " in line and line.rstrip().endswith("--enable-sleep-mode &")
+    assert script.count("/sleep?level=1") == 2
+    proxy = spec["containers"][1]
+    assert proxy["name"] == "wake-proxy" and proxy["command"][:2] == ["python3", "/opt/maestro/wake_proxy.py"]
+    cm = objects["eu-west"]["configmap-wake-proxy.yaml"]
+    assert "/wake_up" in cm["data"]["wake_proxy.py"]
+    assert {"name": "wake-proxy", "configMap": {"name": cm["metadata"]["name"]}} in spec["volumes"]
+    mem = int(spec["containers"][0]["resources"]["requests"]["memory"].removesuffix("Gi"))
+    assert mem * 2**30 >= sum(s.host_dram_bytes for s in fixture_plan().standby)  # the sleeping weights live in host DRAM
 
 
 def test_kustomization_lists_every_file(tmp_path: Path) -> None:

@@ -1,17 +1,23 @@
-"""The LiteLLM config loads in LiteLLM's own Router, with one weighted deployment per model and cluster
-whose weights follow the plan's flows (LiteLLM's simple-shuffle picks by the first deployment's field)."""
+"""The LiteLLM config in LiteLLM's own Router (the pinned version): weights follow the plan's flows,
+failover tiers follow routing.json, and with one cluster's backends down every request is served by
+the others (local fake OpenAI-compatible backends on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import threading
 from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 from emit_testlib import fixture_inputs, fixture_plan
 
-from maestro_plan.emit.litellm import emit_litellm
+from maestro_plan.emit.litellm import build_litellm, emit_litellm
+from maestro_plan.emit.routing import build_routing
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of the price map at import
 litellm = pytest.importorskip("litellm", reason="litellm is a test extra: pip install -e '.[test]'")
@@ -24,13 +30,13 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _planned_rates(source: str | None = None) -> dict[str, dict[str, float]]:
+def _planned_rates(source: str | None = None) -> dict[str, dict[tuple[str, str], float]]:
     plan = fixture_plan()
-    cluster = {r.id: r.cluster for r in plan.replicas} | {f"standby:{s.model}@{s.node}": s.cluster for s in plan.standby}
-    rates: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    where = {r.id: (r.cluster, "serving") for r in plan.replicas} | {f"standby:{s.model}@{s.node}": (s.cluster, "standby") for s in plan.standby}
+    rates: dict[str, dict[tuple[str, str], float]] = defaultdict(lambda: defaultdict(float))
     for rt in plan.routes:
         if source is None or rt.source == source:
-            rates[rt.model][cluster[rt.replica]] += rt.rate_rps
+            rates[rt.model][where[rt.replica]] += rt.rate_rps
     return rates
 
 
@@ -45,34 +51,42 @@ def test_router_loads_and_weights_match_plan(written: Path, source: str | None) 
     router, cfg = _router(path)
     deployments = router.get_model_list()
     assert len(deployments) == len(cfg["model_list"]) > 0
-    assert all("weight" in d["litellm_params"] for d in deployments), "LiteLLM reads the weight field only if the first deployment has it"
     rates = _planned_rates(source)
-    groups: dict[str, dict[str, int]] = defaultdict(dict)
+    groups: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
     for d in deployments:
-        cluster = d["model_info"]["cluster"]
-        assert d["litellm_params"]["api_base"].startswith(f"http://vllm-{d['model_name'].replace('.', '-')}-{cluster}.")
-        groups[d["model_name"]][cluster] = d["litellm_params"]["weight"]
+        p, info = d["litellm_params"], d["model_info"]
+        assert "rpm" not in p and "tpm" not in p, "rpm/tpm do not act under simple-shuffle"
+        assert p["timeout"] > 0 and info["max_input_tokens"] > 0
+        if p.get("order") == 1:
+            groups[d["model_name"]][(info["cluster"], info["kind"])] = p["weight"]
     assert set(groups) == set(rates)
     for model, weights in groups.items():
-        total_w = sum(weights.values())
-        total_r = sum(rates[model].values())
-        for cluster, w in weights.items():
-            assert w / total_w == pytest.approx(rates[model].get(cluster, 0.0) / total_r, abs=2e-3), (model, cluster)
+        total_w, total_r = sum(weights.values()), sum(rates[model].values())
+        for key, w in weights.items():
+            assert w / total_w == pytest.approx(rates[model].get(key, 0.0) / total_r, abs=2e-3), (model, key)
 
 
-def test_rpm_tpm_follow_capacity(written: Path) -> None:
-    plan = fixture_plan()
-    cap = defaultdict(float)
-    for r in plan.replicas:
-        cap[(r.model, r.cluster)] += r.capacity_rps
-    cfg = yaml.safe_load((written / "routing/litellm.yaml").read_text())
+def test_failover_tier_is_routing_json_failover(written: Path) -> None:
+    table = build_routing(fixture_plan(), fixture_inputs())
+    for source in ("users-us-east", "users-eu-west"):
+        cfg = build_litellm(fixture_plan(), fixture_inputs(), source)
+        for e in (e for e in table["routes"] if e["source"] == source):
+            planned = {r["cluster"] for r in e["replicas"]}
+            tiers = {(d["model_info"]["cluster"], d["model_info"]["kind"]): d["litellm_params"].get("order")
+                     for d in cfg["model_list"] if d["model_name"] == e["model"]}
+            for f in e["failover"]:
+                assert tiers[(f["cluster"], "serving")] == (1 if f["cluster"] in planned else 2)
+
+
+def test_addresses_are_in_cluster_only_inside_the_home_cluster() -> None:
+    cfg = build_litellm(fixture_plan(), fixture_inputs(), "users-eu-west")
     for d in cfg["model_list"]:
-        c = cap[(d["model_name"], d["model_info"]["cluster"])]
-        if c == 0:  # warm standby only: no planned capacity to limit
-            assert "rpm" not in d["litellm_params"] and d["model_info"]["cluster"] == "eu-west"
-            continue
-        assert d["litellm_params"]["rpm"] == int(c * 60)
-        assert d["litellm_params"]["tpm"] > d["litellm_params"]["rpm"]
+        base = d["litellm_params"]["api_base"]
+        if d["model_info"]["cluster"] == "eu-west":
+            assert ".svc.cluster.local:8000/v1" in base
+        else:
+            assert base.startswith("https://llm.us-east.example.com/models/") and "cluster.local" not in base
+    assert all("cluster.local" not in d["litellm_params"]["api_base"] for d in build_litellm(fixture_plan(), fixture_inputs())["model_list"])
 
 
 def test_router_picks_by_weight(written: Path) -> None:
@@ -83,7 +97,65 @@ def test_router_picks_by_weight(written: Path) -> None:
     random.seed(7)
     picks = defaultdict(int)
     for _ in range(2000):
-        d = router.get_available_deployment(model="llama-3.1-70b")
+        d = router.get_available_deployment(model="llama-3.1-70b", messages=[{"role": "user", "content": "hi"}])
         picks[d["model_info"]["cluster"]] += 1
     # planned: 0.7 rps to eu-west, 0.3 rps to us-east
     assert picks["eu-west"] / 2000 == pytest.approx(0.7, abs=0.05)
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible /v1/chat/completions backend that counts the requests it serves."""
+
+    def __init__(self, cluster: str) -> None:
+        self.cluster, self.served = cluster, 0
+        fake = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                fake.served += 1
+                data = json.dumps({
+                    "id": "cmpl-1", "object": "chat.completion", "created": 1, "model": body.get("model", "m"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": fake.cluster}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+
+def _dead_base() -> str:
+    with socket.socket() as s:  # a port nothing listens on: connection refused, as from a cluster that is down
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+@pytest.mark.parametrize(("source", "down"), [("users-eu-west", "eu-west"), ("users-us-east", "us-east")])
+def test_one_cluster_down_serves_everything_from_the_others(source: str, down: str) -> None:
+    cfg = build_litellm(fixture_plan(), fixture_inputs(), source)
+    up = {c: FakeOpenAI(c) for c in ("us-east", "eu-west") if c != down}
+    dead = _dead_base()
+    for d in cfg["model_list"]:  # the test's "DNS": every address of a cluster resolves to its fake backend
+        c = d["model_info"]["cluster"]
+        d["litellm_params"]["api_base"] = dead if c == down else up[c].base
+        d["litellm_params"]["api_key"] = "none"
+    router = litellm.Router(model_list=cfg["model_list"], **cfg["router_settings"])
+    models = sorted({d["model_name"] for d in cfg["model_list"] if not d["model_name"].endswith("-standby")})
+    ok = 0
+    try:
+        for i in range(100):
+            resp = router.completion(model=models[i % len(models)], messages=[{"role": "user", "content": "hi"}])
+            ok += resp.choices[0].message.content != down
+    finally:
+        for f in up.values():
+            f.server.shutdown()
+    assert ok == 100 and sum(f.served for f in up.values()) == 100

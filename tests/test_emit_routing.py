@@ -59,8 +59,8 @@ def test_weights_are_the_plans_flows(table) -> None:
 
 def test_failover_is_nearest_cluster_with_spare_capacity(table) -> None:
     e = next(x for x in table["routes"] if x["source"] == "users-eu-west" and x["model"] == "llama-3.1-8b")
-    # eu-west 8B replica: capacity 3.2, load 3.0 -> 0.2 spare, 3 ms; us-east 0.6 spare, 40 ms
-    assert [(f["cluster"], f["spare_rps"], f["network_latency_ms"]) for f in e["failover"]] == [("eu-west", pytest.approx(0.2), 3.0), ("us-east", pytest.approx(0.6), 40.0)]
+    # eu-west 8B replicas: capacity 3.2 + 1.0 (the idle L4 one), load 3.0 -> 1.2 spare, 3 ms; us-east 0.6 spare, 40 ms
+    assert [(f["cluster"], f["spare_rps"], f["network_latency_ms"]) for f in e["failover"]] == [("eu-west", pytest.approx(1.2), 3.0), ("us-east", pytest.approx(0.6), 40.0)]
     lat = [f["network_latency_ms"] for x in table["routes"] for f in x["failover"]]
     assert all(s > 0 for x in table["routes"] for s in (f["spare_rps"] for f in x["failover"]))
     for x in table["routes"]:
@@ -71,10 +71,10 @@ def test_failover_is_nearest_cluster_with_spare_capacity(table) -> None:
 
 def test_standby_carries_cold_start(table) -> None:
     e = next(x for x in table["routes"] if x["source"] == "users-eu-west" and x["model"] == "llama-3.2-1b")
-    s = fixture_plan().standby[0]
+    s = next(s for s in fixture_plan().standby if s.model == "llama-3.2-1b")
     assert e["standby"] == [
-        {"cluster": "eu-west", "node": "h100-e-002", "service": "vllm-llama-3-2-1b-eu-west",
-         "endpoint": "http://vllm-llama-3-2-1b-eu-west.maestro-serving.svc.cluster.local:8000", "weight": 0.1, "rate_rps": 0.2, "cold_start_ms": s.cold_start_ms}
+        {"cluster": "eu-west", "node": "h100-e-002", "service": "vllm-llama-3-2-1b-eu-west-standby",
+         "endpoint": "http://vllm-llama-3-2-1b-eu-west-standby.maestro-serving.svc.cluster.local:8000", "weight": 0.1, "rate_rps": 0.2, "cold_start_ms": s.cold_start_ms}
     ]
     # a source with no standby route still learns of the standby as a last resort
     e = next(x for x in table["routes"] if x["source"] == "users-us-east" and x["model"] == "llama-3.2-1b")

@@ -66,13 +66,16 @@ def test_dense_figures_are_consistent(table: dict[str, GpuType]) -> None:
 
 
 def test_interconnect_is_one_direction(table: dict[str, GpuType]) -> None:
-    nvlink = {"h100-sxm": 450, "h200": 450, "b200": 900, "a100-80gb": 300, "a100-40gb": 300, "mi300x": 448}
+    nvlink = {"h100-sxm": 450, "h200": 450, "b200": 900, "a100-80gb": 300, "a100-40gb": 300, "mi300x": 448, "h100-nvl": 300}
     for gid, bw in nvlink.items():
         assert table[gid].interconnect_gbps == bw
         assert table[gid].interconnect_gbps > table[gid].host_to_gpu_gbps
     for gid in ("h100-pcie", "l40s", "l4", "a10g"):  # PCIe cards talk over their PCIe link
         assert table[gid].interconnect_gbps == table[gid].host_to_gpu_gbps
     for g in table.values():
+        if g.id == "gh200":  # host DRAM sits behind NVLink-C2C (900 GB/s total), not PCIe
+            assert g.host_to_gpu_gbps == g.interconnect_gbps == 450
+            continue
         assert g.host_to_gpu_gbps in (32, 64), g.id  # PCIe gen4 / gen5 x16, per direction
 
 

@@ -168,11 +168,12 @@ def test_eks_node_list() -> None:
     }
     assert _gpus(inv) == {"h100-sxm": 24, "a100-80gb": 8, "l40s": 8}
     p5 = next(p for p in c.node_pools if p.name == "p5.48xlarge-us-east-1a")
-    # least MemTotal of the two p5 nodes (2113602436 Ki), floored to 0.1 GiB; below the nominal 2048 GiB
-    assert p5.host_dram_gib == pytest.approx(2015.6)
+    # least allocatable memory of the two p5 nodes (2101602436 Ki: capacity minus the kubelet's
+    # reservation), floored to 0.1 GiB; below the nominal 2048 GiB
+    assert p5.host_dram_gib == pytest.approx(2004.2)
     assert p5.labels == {"node.kubernetes.io/instance-type": "p5.48xlarge"}
     assert p5.nodes == ["ip-10-20-1-17.ec2.internal", "ip-10-20-1-92.ec2.internal"]
-    assert "1 node(s) without GPUs skipped" in inv.description  # the m5.2xlarge system node
+    assert "1 node(s) skipped (no GPUs, cordoned or NotReady)" in inv.description  # the m5.2xlarge system node
 
 
 def test_single_amd_node_yaml() -> None:
@@ -180,7 +181,7 @@ def test_single_amd_node_yaml() -> None:
     pool = inv.clusters[0].node_pools[0]
     assert inv.clusters[0].region == "eastus"
     assert (pool.gpu_type, pool.gpus_per_node, pool.zone, pool.interconnect.value) == ("mi300x", 8, "0", "xgmi")
-    assert pool.host_dram_gib == pytest.approx(1834.9)
+    assert pool.host_dram_gib == pytest.approx(1807.1)  # allocatable 1894912452 Ki (capacity 1924120516 Ki less the kubelet reservation)
 
 
 def test_region_flag_overrides_and_zone_flag_fills_in(tmp_path: Path) -> None:
@@ -224,19 +225,31 @@ def test_output_is_deterministic() -> None:
 def test_extra_gpu_types_make_an_unknown_product_importable(tmp_path: Path) -> None:
     # A site's own GPU: its type comes with the import and travels in the output inventory.
     h100 = builtin_gpu_types()["h100-sxm"].model_dump(mode="json")
-    custom = {**h100, "id": "h100-nvl", "name": "NVIDIA H100 NVL", "product_labels": ["NVIDIA-H100-NVL", "NVIDIA H100 NVL"], "hbm_gib": 93.58}
+    custom = {**h100, "id": "gh200-144g", "name": "NVIDIA GH200 144G HBM3e", "product_labels": ["NVIDIA-GH200-144G-HBM3e", "NVIDIA GH200 144G HBM3e"], "hbm_gib": 143.39}
     types = tmp_path / "types.yaml"
     types.write_text(yaml.safe_dump({"gpu_types": [custom]}))
     smi = tmp_path / "smi.csv"
-    smi.write_text("index, name, memory.total [MiB]\n0, NVIDIA H100 NVL, 95830 MiB\n1, NVIDIA H100 NVL, 95830 MiB\n")
+    smi.write_text("index, name, memory.total [MiB]\n0, NVIDIA GH200 144G HBM3e, 146831 MiB\n1, NVIDIA GH200 144G HBM3e, 146831 MiB\n")
     out = tmp_path / "inv.yaml"
     args = ["import", "inventory", "--nvidia-smi", str(smi), "--region", "us-east-1", "--zone", "us-east-1a", "--host-dram-gib", "512", "--out", str(out)]
     assert CliRunner().invoke(app, args[:-2]).exit_code == 2  # without --gpu-types: unknown product
     result = CliRunner().invoke(app, [*args, "--gpu-types", str(types)])
     assert result.exit_code == 0, result.output
     inv, _ = load_inventory(out)
-    assert [g.id for g in inv.gpu_types] == ["h100-nvl"]
-    assert _gpus(inv) == {"h100-nvl": 2}
+    assert [g.id for g in inv.gpu_types] == ["gh200-144g"]
+    assert _gpus(inv) == {"gh200-144g": 2}
+
+
+@pytest.mark.parametrize(("name", "mib", "gid"), [("NVIDIA H100 NVL", 95830, "h100-nvl"), ("NVIDIA GH200 480GB", 97871, "gh200")])
+def test_h100_nvl_and_gh200_are_built_in(tmp_path: Path, name: str, mib: int, gid: str) -> None:
+    smi = tmp_path / "smi.csv"
+    smi.write_text(f"index, name, memory.total [MiB]\n0, {name}, {mib} MiB\n")
+    out = tmp_path / "inv.yaml"
+    args = ["import", "inventory", "--nvidia-smi", str(smi), "--region", "us-east-1", "--zone", "us-east-1a", "--host-dram-gib", "512", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    inv, _ = load_inventory(out)
+    assert _gpus(inv) == {gid: 1}
 
 
 @settings(max_examples=40, deadline=None)
@@ -263,3 +276,41 @@ def test_inventory_yaml_roundtrips_through_the_schema() -> None:
     inv = inventory_from_kubectl(K8S / "eks-us-east-1-nodes.json", cluster="us-east")
     again = Inventory.model_validate(yaml.safe_load(inventory_yaml(inv)))
     assert again == inv
+
+
+def test_kubectl_cordoned_notready_allocatable_and_gke_labels(tmp_path: Path) -> None:
+    """From the real EKS export: a cordoned node and a NotReady node are left out (and named in the
+    description), a node whose device plugin marks a GPU unhealthy counts its allocatable 7, and a
+    GKE node without GPU Feature Discovery is typed by cloud.google.com/gke-accelerator."""
+    import copy
+    import json
+
+    doc = json.loads((K8S / "eks-us-east-1-nodes.json").read_text())
+    gpu_nodes = [n for n in doc["items"] if "nvidia.com/gpu" in n["status"].get("capacity", {})]
+    base = gpu_nodes[0]
+    items = []
+    for name, change in (("cordoned-0", "cordon"), ("notready-0", "notready"), ("degraded-0", "alloc7"), ("gke-a3-0", "gke")):
+        n = copy.deepcopy(base)
+        n["metadata"]["name"] = name
+        n["metadata"]["labels"]["kubernetes.io/hostname"] = name
+        if change == "cordon":
+            n.setdefault("spec", {})["unschedulable"] = True
+        elif change == "notready":
+            n["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]
+        elif change == "alloc7":
+            n["status"]["allocatable"]["nvidia.com/gpu"] = "7"
+        else:
+            for k in [k for k in n["metadata"]["labels"] if k.startswith("nvidia.com/")]:
+                del n["metadata"]["labels"][k]
+            n["metadata"]["labels"]["cloud.google.com/gke-accelerator"] = "nvidia-h100-80gb"
+        items.append(n)
+    path = tmp_path / "nodes.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    inv = inventory_from_kubectl(path, cluster="c1")
+    nodes = {n: p for c in inv.clusters for p in c.node_pools for n in p.node_names}
+    assert set(nodes) == {"degraded-0", "gke-a3-0"}
+    assert nodes["degraded-0"].gpus_per_node == 7 and nodes["gke-a3-0"].gpu_type == "h100-sxm"
+    assert "cordoned-0 (cordoned)" in inv.description and "notready-0 (NotReady)" in inv.description
+    # allocatable memory (capacity minus the kubelet's reservation) is what the pool offers
+    alloc_gib = 2101602436 * 1024 / 2**30
+    assert nodes["degraded-0"].host_dram_gib <= alloc_gib + 1e-6

@@ -282,7 +282,7 @@ def test_bad_max_model_len_beyond_positions() -> None:
 
 
 def test_bad_unsupported_quant_method(tmp_path: Path) -> None:
-    cfg = _cfg("qwen2.5-7b.json") | {"quantization_config": {"quant_method": "mxfp4"}}
+    cfg = _cfg("qwen2.5-7b.json") | {"quantization_config": {"quant_method": "hqq"}}
     assert "quantization_config.quant_method" in _bad([str(_write(tmp_path, cfg))])
 
 
@@ -306,3 +306,36 @@ def test_bad_value_types(tmp_path: Path, key: str, value: object) -> None:
 def test_bad_id() -> None:
     out = _bad([str(CONFIGS / "qwen2.5-7b.json"), "--id", "Qwen_7B"])
     assert "field 'id'" in out and "lower-case" in out
+
+
+def test_gpt_oss_mxfp4_experts_only_and_repo_from_file_name() -> None:
+    """openai/gpt-oss-20b: MXFP4 experts (4-bit + one 8-bit scale per 32), bf16 elsewhere; the config has
+    no _name_or_path, so the repository comes from the file name ORG--NAME.json and the import says so."""
+    from maestro_plan.estimate.memory import param_count, weight_bytes_total
+
+    spec = import_hf_config(CONFIGS / "openai--gpt-oss-20b.json")
+    assert (spec.id, spec.hf_repo, spec.weight_dtype) == ("gpt-oss-20b", "openai/gpt-oss-20b", "int4")
+    assert spec.quantization.method == "mxfp4" and spec.quantization.group_size == 32
+    a = spec.architecture
+    assert (a.num_experts, a.num_experts_per_tok, a.sliding_window, a.sliding_window_layers) == (32, 4, 128, 12)
+    assert "inferred from the file name" in spec.description
+    # model card: 20.9B parameters; checkpoint on the Hub: 13.8 GB of safetensors
+    assert param_count(spec) / 1e9 == pytest.approx(20.9, abs=0.05)
+    assert weight_bytes_total(spec) / 1e9 == pytest.approx(13.8, abs=0.2)
+
+
+def test_gemma3_nested_text_config_takes_transformers_defaults() -> None:
+    spec = import_hf_config(CONFIGS / "google--gemma-3-27b-it.json")
+    a = spec.architecture
+    assert spec.hf_repo == "google/gemma-3-27b-it" and spec.weight_dtype == "bf16"
+    assert (a.num_hidden_layers, a.hidden_size, a.vocab_size, a.max_position_embeddings) == (62, 5376, 262_208, 131_072)
+    assert a.tie_word_embeddings and (a.sliding_window, a.sliding_window_layers) == (1024, 62 - 62 // 6)
+
+
+def test_config_without_name_or_path_or_telling_file_name_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text((CONFIGS / "openai--gpt-oss-20b.json").read_text())
+    with pytest.raises(InputError, match="file name") as e:
+        import_hf_config(cfg)
+    assert "--hf-repo" in str(e.value)
+    assert import_hf_config(cfg, hf_repo="openai/gpt-oss-20b").id == "gpt-oss-20b"

@@ -1,10 +1,10 @@
 """Emitters: pure functions of a plan (and the inputs it references) that write deployable files.
 
     emit_all(plan, inputs, out_dir) -> list[Path]     everything below, into out_dir
-    emit_k8s       DIR/manifests/<cluster>/           Kustomize folders (Deployments, LWS, Services, DaemonSets)
+    emit_k8s       DIR/manifests/<cluster>/           Kustomize folders (Deployments, LWS, Services, wake proxy)
     emit_routing   DIR/routing.json                   native routing table (schema: data/routing.schema.json)
-    emit_litellm   DIR/routing/litellm.yaml           LiteLLM router config (+ litellm-by-source/<source>.yaml)
-    emit_gateway   DIR/routing/gateway-api/<cluster>/ InferencePool v1 + InferenceObjective (llm-d.ai)
+    emit_litellm   DIR/routing/litellm.yaml           LiteLLM router configs (+ litellm-by-source/<source>.yaml)
+    emit_gateway   DIR/routing/gateway-api/<cluster>/ Gateway, HTTPRoutes, InferencePools + EPPs, InferenceObjectives
     emit_report    DIR/report.md, report.html, plots/*.png
     print_summary(plan, inputs) / summary_data(plan, inputs)   terminal summary / its JSON
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from maestro_plan.emit.common import check_plan_matches
+from maestro_plan.emit.checks import check_plan_matches
 from maestro_plan.emit.gateway import emit_gateway
 from maestro_plan.emit.k8s import emit_k8s
 from maestro_plan.emit.litellm import emit_litellm

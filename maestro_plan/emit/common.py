@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from maestro_plan.errors import Collector, unknown_name_hint
+from maestro_plan.errors import InputError
 from maestro_plan.load.schema import Cluster, GpuType, Inputs, NodePool
 from maestro_plan.plan.schema import Plan, Replica, Standby
 
@@ -49,11 +49,18 @@ HEALTH_PATH = "/health"
 vLLM Kubernetes guide points its liveness and readiness probes at it)."""
 
 SHM_SIZE = "2Gi"
-"""/dev/shm for NCCL and the multiprocessing executor: the vLLM Kubernetes guide mounts an emptyDir
-with medium Memory and sizeLimit 2Gi (docs.vllm.ai/en/latest/deployment/k8s.html)."""
+"""/dev/shm of a one-GPU pod: the vLLM Kubernetes guide mounts an emptyDir with medium Memory and
+sizeLimit 2Gi (docs.vllm.ai/en/latest/deployment/k8s.html)."""
 
-HOST_STAGING_DIR = "/dev/shm/maestro-weights"
-"""Host tmpfs path where warm-standby weights are staged (host DRAM, survives pod restarts)."""
+SHM_SIZE_MULTI_GPU = "15Gi"
+"""/dev/shm of a pod with several GPUs (tensor parallel: NCCL's shared-memory transport and vLLM's
+multiprocessing executor pass tensors through it): 15Gi, the size of the LWS project's vLLM example
+for 8-GPU pods (kubernetes-sigs/lws docs/examples/vllm/GPU/lws.yaml, volume dshm)."""
+
+HF_TOKEN_SECRET = "hf-token"
+"""Secret (key `token`) holding a Hugging Face access token. Required (not optional) in pods that
+serve a gated model (ModelSpec.gated): without it the download fails with 401 and the pod would
+crash-loop, so the pod rather stays in CreateContainerConfigError until the Secret exists."""
 
 HOST_HF_CACHE = "/var/lib/maestro-plan/hf-cache"
 """Host path of the Hugging Face cache shared by engines on a node (weights download once per node)."""
@@ -82,91 +89,15 @@ def engine_defaults() -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Plan <-> inputs cross-check
+# Plan <-> inputs cross-check: maestro_plan/emit/checks.py (re-exported here for callers of old)
 # --------------------------------------------------------------------------------------------
 
 
 def check_plan_matches(plan: Plan, inputs: Inputs, plan_file: str | Path | None = None) -> None:
-    """Every name the plan references must exist in the inputs; otherwise InputError (exit 2).
+    """See maestro_plan.emit.checks.check_plan_matches."""
+    from maestro_plan.emit.checks import check_plan_matches as check
 
-    Catches a model or node renamed (or removed) since the plan was solved, a GPU type or pool
-    that changed, GPU indices beyond a node's GPUs, and routes to replicas that do not exist.
-    """
-    col = Collector()
-    f = str(plan_file) if plan_file is not None else "plan.json"
-    inv = inputs.inventory
-    clusters = {c.name: c for c in inv.clusters}
-    sources = {s.name for s in inv.sources}
-    nodes = node_index(inputs)
-    hint_inputs = "re-solve with the current inputs ('maestro-plan solve'), or pass the inputs the plan was made from."
-    for i, r in enumerate(plan.replicas):
-        where = f"replicas[{i}]"
-        if r.model not in inputs.models:
-            col.add(f"replica '{r.id}' runs model '{r.model}', which is not in the model catalogue.", file=f, field=f"{where}.model",
-                    hint=unknown_name_hint(r.model, inputs.models, "models") + " " + hint_inputs)
-        if r.cluster not in clusters:
-            col.add(f"replica '{r.id}' is in cluster '{r.cluster}', which is not in inventory '{inv.name}'.", file=f, field=f"{where}.cluster",
-                    hint=unknown_name_hint(r.cluster, clusters, "clusters") + " " + hint_inputs)
-            continue
-        info = nodes.get(r.node)
-        if info is None or info.cluster.name != r.cluster:
-            in_cluster = [n for n, v in nodes.items() if v.cluster.name == r.cluster]
-            col.add(f"replica '{r.id}' is on node '{r.node}', which is not a node of cluster '{r.cluster}'.", file=f, field=f"{where}.node",
-                    hint=unknown_name_hint(r.node, in_cluster, "nodes") + " " + hint_inputs)
-            continue
-        if info.pool.name != r.node_pool:
-            col.add(f"replica '{r.id}' says node pool '{r.node_pool}', but node '{r.node}' is in pool '{info.pool.name}'.", file=f, field=f"{where}.node_pool", hint=hint_inputs)
-        if info.pool.gpu_type != r.gpu_type:
-            col.add(f"replica '{r.id}' says GPU type '{r.gpu_type}', but node '{r.node}' has '{info.pool.gpu_type}'.", file=f, field=f"{where}.gpu_type", hint=hint_inputs)
-        if info.pool.zone != r.zone:
-            col.add(f"replica '{r.id}' says zone '{r.zone}', but node '{r.node}' is in zone '{info.pool.zone}'.", file=f, field=f"{where}.zone", hint=hint_inputs)
-        bad = [g for g in r.gpu_indices if g < 0 or g >= info.pool.gpus_per_node]
-        if bad:
-            col.add(f"replica '{r.id}' uses GPU indices {bad}, but node '{r.node}' has {info.pool.gpus_per_node} GPUs (0..{info.pool.gpus_per_node - 1}).", file=f, field=f"{where}.gpu_indices", hint=hint_inputs)
-        if len(set(r.gpu_indices)) != r.tp:
-            col.add(f"replica '{r.id}' has tp {r.tp} but {len(set(r.gpu_indices))} distinct GPU indices.", file=f, field=f"{where}.gpu_indices", hint="a replica uses exactly tp GPUs.")
-        if r.model in inputs.models and r.tp not in inputs.models[r.model].tp_degrees:
-            col.add(f"replica '{r.id}' runs '{r.model}' at TP {r.tp}, which the catalogue no longer allows ({inputs.models[r.model].tp_degrees}).", file=f, field=f"{where}.tp", hint=hint_inputs)
-    for i, r in enumerate(plan.replicas):
-        for k, wn in enumerate(r.worker_nodes):
-            info = nodes.get(wn)
-            if info is None or info.cluster.name != r.cluster or info.pool.gpu_type != r.gpu_type:
-                col.add(f"replica '{r.id}' spans node '{wn}', which is not a '{r.gpu_type}' node of cluster '{r.cluster}'.", file=f,
-                        field=f"replicas[{i}].worker_nodes[{k}]", hint=hint_inputs)
-        if r.node in r.worker_nodes or len(set(r.worker_nodes)) != len(r.worker_nodes):
-            col.add(f"replica '{r.id}' lists a node twice in node/worker_nodes.", file=f, field=f"replicas[{i}].worker_nodes", hint="each stage runs on its own node.")
-    ids = [r.id for r in plan.replicas]
-    dup = sorted({x for x in ids if ids.count(x) > 1})
-    if dup:
-        col.add(f"replica ids repeat: {dup}.", file=f, field="replicas[].id", hint="replica ids must be unique.")
-    for i, s in enumerate(plan.standby):
-        where = f"standby[{i}]"
-        if s.model not in inputs.models:
-            col.add(f"standby keeps model '{s.model}' warm, which is not in the model catalogue.", file=f, field=f"{where}.model",
-                    hint=unknown_name_hint(s.model, inputs.models, "models") + " " + hint_inputs)
-        info = nodes.get(s.node)
-        if info is None or info.cluster.name != s.cluster:
-            col.add(f"standby of '{s.model}' is on node '{s.node}', which is not a node of cluster '{s.cluster}'.", file=f, field=f"{where}.node",
-                    hint=unknown_name_hint(s.node, nodes, "nodes") + " " + hint_inputs)
-    known = set(ids) | {standby_ref(s) for s in plan.standby}
-    for i, rt in enumerate(plan.routes):
-        where = f"routes[{i}]"
-        if rt.source not in sources:
-            col.add(f"route from source '{rt.source}', which is not in inventory '{inv.name}'.", file=f, field=f"{where}.source",
-                    hint=unknown_name_hint(rt.source, sources, "sources") + " " + hint_inputs)
-        if rt.model not in inputs.models:
-            col.add(f"route for model '{rt.model}', which is not in the model catalogue.", file=f, field=f"{where}.model",
-                    hint=unknown_name_hint(rt.model, inputs.models, "models") + " " + hint_inputs)
-        if rt.replica not in known:
-            col.add(f"route points at replica '{rt.replica}', which the plan does not have.", file=f, field=f"{where}.replica", hint="the plan is inconsistent; re-solve.")
-    for i, d in enumerate(plan.demand):
-        if d.model not in inputs.models:
-            col.add(f"demand for model '{d.model}', which is not in the model catalogue.", file=f, field=f"demand[{i}].model",
-                    hint=unknown_name_hint(d.model, inputs.models, "models") + " " + hint_inputs)
-        if d.source not in sources:
-            col.add(f"demand from source '{d.source}', which is not in inventory '{inv.name}'.", file=f, field=f"demand[{i}].source",
-                    hint=unknown_name_hint(d.source, sources, "sources") + " " + hint_inputs)
-    col.raise_if_any()
+    check(plan, inputs, plan_file)
 
 
 def standby_ref(s: Standby) -> str:
@@ -205,8 +136,24 @@ def latency_ms(inputs: Inputs, a: str, b: str) -> float | None:
 
 
 def gpu_product_label(gpu: GpuType) -> str | None:
-    """The GPU Feature Discovery value of nvidia.com/gpu.product (first product label), if any."""
-    return gpu.product_labels[0] if gpu.product_labels else None
+    """The GPU Feature Discovery value of nvidia.com/gpu.product for a GPU type (its first product label).
+
+    GFD writes the NVML product name with every space replaced by '-' (NVIDIA/k8s-device-plugin,
+    gpu-feature-discovery README: "NVIDIA-H100-80GB-HBM3" for "NVIDIA H100 80GB HBM3"), so a label
+    given in nvidia-smi spelling is converted the same way. A value that is still not a valid
+    Kubernetes label value is refused (InputError, exit 2) rather than emitted into a selector."""
+    if not gpu.product_labels:
+        return None
+    raw = gpu.product_labels[0]
+    value = "-".join(raw.split())
+    if not is_label_value(value):
+        raise InputError(
+            f"GPU type '{gpu.id}': product label {raw!r} cannot be a Kubernetes label value (even as {value!r}).",
+            field=f"gpu_types[{gpu.id}].product_labels[0]",
+            hint="give the GPU Feature Discovery value of nvidia.com/gpu.product first (letters, digits, '-', '_', '.'; at most 63 characters), "
+            "e.g. NVIDIA-H100-80GB-HBM3 (`kubectl get nodes -L nvidia.com/gpu.product` shows it).",
+        )
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,14 +210,31 @@ def service_name(model: str, cluster: str) -> str:
     return dns_label("vllm", model, cluster)
 
 
+def standby_service_name(model: str, cluster: str) -> str:
+    """Service of a model's warm-standby engines in a cluster (pods labelled <model label>: standby):
+    apart from the serving Service, so that planned traffic never wakes a standby by accident."""
+    return dns_label("vllm", model, cluster, "standby")
+
+
 def pool_name(model: str) -> str:
     """InferencePool per model (one per cluster, same name in each cluster's folder)."""
     return dns_label("pool", model)
 
 
-def endpoint_url(model: str, cluster: str, port: int) -> str:
+def endpoint_url(model: str, cluster: str, port: int, *, standby: bool = False) -> str:
     """In-cluster address of a model's Service in a cluster (OpenAI-compatible base URL)."""
-    return f"http://{service_name(model, cluster)}.{NAMESPACE}.svc.cluster.local:{port}"
+    name = standby_service_name(model, cluster) if standby else service_name(model, cluster)
+    return f"http://{name}.{NAMESPACE}.svc.cluster.local:{port}"
+
+
+def external_url(inputs: Inputs, model: str, cluster: str) -> str | None:
+    """Address of a model in a cluster from OUTSIDE that cluster: the cluster's Gateway
+    (inventory `external_base_url`), which the emitted HTTPRoute serves under /models/<model>/
+    (gateway.py). None when the inventory gives no URL for the cluster."""
+    c = next((c for c in inputs.inventory.clusters if c.name == cluster), None)
+    if c is None or not c.external_base_url:
+        return None
+    return f"{c.external_base_url.rstrip('/')}/models/{model}"
 
 
 def model_ports(models: Iterable[str]) -> dict[str, int]:
@@ -289,23 +253,46 @@ def model_ports(models: Iterable[str]) -> dict[str, int]:
     return out
 
 
+def plan_ports(plan: Plan) -> dict[str, int]:
+    """model_ports over every model a pod of the plan serves (replicas, swap slots, standbys)."""
+    return model_ports([r.model for r in plan.replicas] + [m for r in plan.replicas for m in r.swap_models] + [s.model for s in plan.standby])
+
+
 # --------------------------------------------------------------------------------------------
 # Grouping replicas into workloads
 # --------------------------------------------------------------------------------------------
 
 
+STANDBY_PORT_OFFSET = 10_000
+"""Engines behind the wake proxy listen on their model's port + 10000 (18000..18999) on 127.0.0.1;
+the proxy takes the model's port, so the Service and InferencePool need no change."""
+
+
 @dataclass
 class Engine:
-    """One vLLM process of a pod: one planned replica (or a template for `count` identical ones)."""
+    """One vLLM process of a pod: one planned replica (or a template for `count` identical ones), or
+    one sleeping standby engine of a swap slot (`standby_model` set)."""
 
     replica: Replica
     port: int
     cuda_visible_devices: str | None = None  # set when several engines share a pod's GPUs
+    standby_model: str | None = None  # a warm-standby engine (sleep mode) of this model on the slot `replica`
+
+    @property
+    def model(self) -> str:
+        return self.standby_model or self.replica.model
+
+    @property
+    def listen_port(self) -> int:
+        """Where `vllm serve` listens: the model port, or behind the wake proxy for a standby engine."""
+        return self.port + STANDBY_PORT_OFFSET if self.standby_model else self.port
 
 
 @dataclass
 class Workload:
-    """One Deployment: `count` identical pods on one node, each running `engines`."""
+    """One Deployment: `count` identical pods, each running `engines`. `node` is the planned node;
+    `pinned` says whether pods are pinned to it by hostname (a node the inventory names) or land on
+    any node of the pool (a `count` pool: one pod per planned node, kept apart by anti-affinity)."""
 
     name: str
     cluster: str
@@ -318,92 +305,120 @@ class Workload:
     colocated: bool
     replica_ids: list[str] = field(default_factory=list)
     worker_nodes: list[str] = field(default_factory=list)  # non-empty: a LeaderWorkerSet over several nodes
+    pinned: bool = True
 
     @property
     def multi_node(self) -> bool:
         return bool(self.worker_nodes)
 
+    @property
+    def has_standby(self) -> bool:
+        return any(e.standby_model for e in self.engines)
+
     @cached_property
     def models(self) -> list[str]:
-        return sorted({e.replica.model for e in self.engines})
+        return sorted({e.model for e in self.engines})
 
 
 def _config_key(r: Replica) -> tuple:
     return (r.model, r.cluster, r.node, r.gpu_type, r.tp, r.memory_fraction, r.kv_cache_bytes_per_gpu, r.max_model_len, r.max_num_seqs, r.prefix_caching, r.priority, tuple(r.roles))
 
 
-def group_replicas(plan: Plan) -> list[Workload]:
-    """Exclusive replicas with the same engine configuration on the same node become one Deployment
-    with `replicas: N` (each pod gets TP whole GPUs from the device plugin). Replicas that share a
-    GPU (overlapping gpu_indices on one node, the connected components) become one pod that runs
-    all of them as separate vLLM processes, each pinned with CUDA_VISIBLE_DEVICES to its GPUs and
-    limited by --kv-cache-memory-bytes / --gpu-memory-utilization."""
-    ports = model_ports(r.model for r in plan.replicas)
+def _gpu_components(reps: list[Replica]) -> list[list[Replica]]:
+    """Connected components of replicas that share GPU indices (union-find), each sorted by id."""
+    parent = list(range(len(reps)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[int, int] = {}
+    for i, r in enumerate(reps):
+        for g in r.gpu_indices:
+            if g in owner:
+                parent[find(i)] = find(owner[g])
+            else:
+                owner[g] = i
+    comps: dict[int, list[Replica]] = defaultdict(list)
+    for i, r in enumerate(reps):
+        comps[find(i)].append(r)
+    return [sorted(m, key=lambda r: r.id) for m in comps.values()]
+
+
+def _pod_engines(members: list[Replica], ports: dict[str, int]) -> tuple[list[Engine], int]:
+    """Engines of one pod holding `members` (the union of their GPUs): each pinned with
+    CUDA_VISIBLE_DEVICES to its GPUs of the pod; a swap slot becomes one sleeping engine per model."""
+    gpus = sorted({g for m in members for g in m.gpu_indices})
+    pos = {g: i for i, g in enumerate(gpus)}
+    engines: list[Engine] = []
+    used_ports: set[int] = set()
+    for m in members:
+        cvd = ",".join(str(pos[g]) for g in sorted(m.gpu_indices))
+        for model in m.swap_models or [None]:
+            port = ports[model or m.model]
+            while port in used_ports:  # the same model twice in one pod: next free port
+                port += PORT_SPAN
+            used_ports.add(port)
+            engines.append(Engine(m, port, cvd, standby_model=model))
+    return engines, len(gpus)
+
+
+def group_replicas(plan: Plan, count_nodes: Iterable[str] = ()) -> list[Workload]:
+    """Group the plan's replicas into pods.
+
+    On a node the inventory names (pinned by hostname): exclusive replicas with the same engine
+    configuration become one Deployment with `replicas: N` (each pod gets TP whole GPUs from the
+    device plugin); replicas that share a GPU (the connected components of shared gpu_indices)
+    become one pod running all of them as separate vLLM processes, each pinned with
+    CUDA_VISIBLE_DEVICES and limited by --kv-cache-memory-bytes / --gpu-memory-utilization.
+    On a node of a `count` pool (`count_nodes`: its real name is unknown): ONE pod holds all of the
+    node's planned replicas, so the planned packing survives whichever pool node it lands on.
+    A swap slot (replica with swap_models) runs one sleep-mode engine per model it swaps."""
+    ports = plan_ports(plan)
+    count_nodes = set(count_nodes)
     by_node: dict[tuple[str, str], list[Replica]] = defaultdict(list)
     workloads: list[Workload] = []
     for r in sorted(plan.replicas, key=lambda r: r.id):
         if r.worker_nodes:  # spans nodes: one LeaderWorkerSet group of its own
             workloads.append(
                 Workload(name="", cluster=r.cluster, node=r.node, gpu_type=r.gpu_type, zone=r.zone, engines=[Engine(r, ports[r.model])],
-                         count=1, gpus_per_pod=r.tp, colocated=False, replica_ids=[r.id], worker_nodes=list(r.worker_nodes))
+                         count=1, gpus_per_pod=r.tp, colocated=False, replica_ids=[r.id], worker_nodes=list(r.worker_nodes),
+                         pinned=r.node not in count_nodes)
             )
         else:
             by_node[(r.cluster, r.node)].append(r)
     for (cluster, node), reps in sorted(by_node.items()):
         reps = sorted(reps, key=lambda r: r.id)
-        # union-find over shared GPU indices
-        parent = list(range(len(reps)))
-
-        def find(i: int, parent: list[int] = parent) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        owner: dict[int, int] = {}
-        for i, r in enumerate(reps):
-            for g in r.gpu_indices:
-                if g in owner:
-                    parent[find(i)] = find(owner[g])
-                else:
-                    owner[g] = i
-        comps: dict[int, list[Replica]] = defaultdict(list)
-        for i, r in enumerate(reps):
-            comps[find(i)].append(r)
+        pinned = node not in count_nodes
+        comps = _gpu_components(reps) if pinned else [reps]
         exclusive: dict[tuple, list[Replica]] = defaultdict(list)
         shared: list[list[Replica]] = []
-        for members in comps.values():
-            if len(members) == 1:
+        for members in comps:
+            if len(members) == 1 and not members[0].swap_models:
                 exclusive[_config_key(members[0])].append(members[0])
             else:
-                shared.append(sorted(members, key=lambda r: r.id))
+                shared.append(members)
         for key in sorted(exclusive, key=lambda k: repr(k)):
             members = exclusive[key]
             r0 = members[0]
             workloads.append(
                 Workload(name="", cluster=cluster, node=node, gpu_type=r0.gpu_type, zone=r0.zone,
                          engines=[Engine(r0, ports[r0.model])], count=len(members), gpus_per_pod=r0.tp,
-                         colocated=False, replica_ids=[m.id for m in members])
+                         colocated=False, replica_ids=[m.id for m in members], pinned=pinned)
             )
         for members in sorted(shared, key=lambda ms: ms[0].id):
-            gpus = sorted({g for m in members for g in m.gpu_indices})
-            pos = {g: i for i, g in enumerate(gpus)}
-            engines = []
-            used_ports: set[int] = set()
-            for m in members:
-                port = ports[m.model]
-                while port in used_ports:  # the same model twice in one pod: next free port
-                    port += PORT_SPAN
-                used_ports.add(port)
-                engines.append(Engine(m, port, ",".join(str(pos[g]) for g in sorted(m.gpu_indices))))
+            engines, n_gpus = _pod_engines(members, ports)
             workloads.append(
                 Workload(name="", cluster=cluster, node=node, gpu_type=members[0].gpu_type, zone=members[0].zone,
-                         engines=engines, count=1, gpus_per_pod=len(gpus), colocated=True, replica_ids=[m.id for m in members])
+                         engines=engines, count=1, gpus_per_pod=n_gpus, colocated=len(engines) > 1,
+                         replica_ids=[m.id for m in members], pinned=pinned)
             )
     # names: vllm-<model>-<node> or vllm-shared-<node>, numbered when a node holds several
     taken: dict[str, int] = defaultdict(int)
     for w in workloads:
-        base = dns_label("vllm", "shared" if w.colocated else w.engines[0].replica.model, w.node, limit=50)
+        base = dns_label("vllm", "shared" if w.colocated else w.engines[0].model, w.node, limit=50)
         taken[base] += 1
         w.name = base if taken[base] == 1 else f"{base}-{taken[base]}"
     return workloads

@@ -1,14 +1,21 @@
 """Kubernetes manifests that realise a plan: DIR/manifests/<cluster>/ (Kustomize-ready).
 
 Per cluster folder:
-- namespace.yaml: the serving namespace;
-- deployment-<name>.yaml: one Deployment per replica group (identical exclusive replicas on one node,
-  `replicas: N`, each pod TP whole GPUs), or per set of co-located replicas (see below);
+- namespace.yaml: the serving namespace (maestro-serving; kustomization.yaml sets it on every object);
+- deployment-<name>.yaml: one Deployment per replica group (identical exclusive replicas on one named
+  node, `replicas: N`, each pod TP whole GPUs), per set of co-located replicas, or per planned node
+  of a `count` pool (one pod holding all of that node's replicas; see placement.py);
 - leaderworkerset-<name>.yaml: a LeaderWorkerSet for a replica that spans nodes (pipeline parallel
   over Ray, the vLLM recipe of the LWS project: docs/examples/vllm/GPU/lws.yaml);
-- service-<name>.yaml: one Service per model per cluster (selects every pod serving the model);
-- daemonset-<name>.yaml: warm-standby weight staging (host tmpfs) on the nodes the plan names;
+- service-<name>.yaml: one Service per model per cluster (selects every pod serving the model,
+  warm-standby engines included);
+- configmap-wake-proxy.yaml: the wake proxy of warm-standby swap slots (wake_proxy.py);
 - kustomization.yaml listing them all.
+
+Warm standby (a swap slot of the plan, Replica.swap_models): the slot's pod runs one
+`vllm serve --enable-sleep-mode` per model (VLLM_SERVER_DEV_MODE=1, so /sleep and /wake_up exist),
+each put to sleep once healthy (weights to host DRAM), and a `wake-proxy` sidecar on the models'
+ports that wakes the requested engine on demand (after sleeping the slot's other engine).
 
 Co-located engines (replicas of different models sharing one GPU) run the way a plain Kubernetes
 cluster can guarantee: ONE pod per set of replicas that share GPUs, holding the union of their GPUs
@@ -29,32 +36,43 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from maestro_plan.emit.checks import check_shell_safe_names
 from maestro_plan.emit.common import (
     BASE_PORT,
     ENGINE_CPU_BASE,
     HEALTH_PATH,
+    HF_TOKEN_SECRET,
     HOST_HF_CACHE,
     HOST_MEMORY_SHARE,
-    HOST_STAGING_DIR,
     LABEL_PREFIX,
     NAMESPACE,
     SHM_SIZE,
-    Engine,
+    SHM_SIZE_MULTI_GPU,
     Workload,
-    dns_label,
     engine_defaults,
-    gpu_product_label,
     group_replicas,
     header_lines,
     kustomization,
     label_value,
     model_label_key,
     node_index,
+    plan_ports,
     rnd,
     service_name,
+    standby_service_name,
     to_yaml,
     write,
 )
+from maestro_plan.emit.engine import engine_args, pod_engine_args, supervisor_script
+from maestro_plan.emit.placement import (
+    VENDOR_PRODUCT_LABEL,
+    count_pool_nodes,
+    hostname_affinity,
+    node_selector,
+    planned_node_anti_affinity,
+    planned_node_label,
+)
+from maestro_plan.errors import Collector
 from maestro_plan.load.schema import GpuType, Inputs
 from maestro_plan.plan.schema import Plan, Replica, Standby
 
@@ -68,40 +86,19 @@ the largest catalogue models) before /health answers; liveness only starts after
 
 VENDOR_RESOURCE = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
 """Extended resource of the GPU device plugins (NVIDIA k8s-device-plugin, ROCm k8s-device-plugin)."""
-VENDOR_PRODUCT_LABEL = {"nvidia": "nvidia.com/gpu.product", "amd": "amd.com/gpu.product-name"}
-"""Node labels set by NVIDIA GPU Feature Discovery and by the ROCm node labeller."""
 
 LWS_SCRIPT = "/vllm-workspace/examples/online_serving/multi-node-serving.sh"
 """Ray bootstrap script inside the vllm/vllm-openai image, used by the LWS vLLM example."""
 
+WAKE_PROXY_CONFIGMAP = "maestro-wake-proxy"
+WAKE_PROXY_PATH = "/opt/maestro/wake_proxy.py"
+WAKE_PROXY_SOURCE = Path(__file__).resolve().with_name("wake_proxy.py")
+
+__all__ = ["build_k8s", "emit_k8s", "engine_args"]
+
 
 def plan_label(plan: Plan) -> str:
     return label_value(plan.plan_id[:16])
-
-
-def _kv_dtype_flag(kv_dtype: str) -> str | None:
-    """Catalogue kv_cache_dtype -> vLLM --kv-cache-dtype value (vllm/config/cache.py CacheDType)."""
-    return {"auto": None, "bf16": "bfloat16", "fp16": "float16", "fp8": "fp8"}[kv_dtype]
-
-
-def engine_args(r: Replica, inputs: Inputs, port: int) -> list[str]:
-    """The `vllm serve` arguments that realise one planned replica (model as positional argument:
-    `--model` with `vllm serve` is deprecated and logs a warning since v0.11)."""
-    eng = engine_defaults()
-    spec = inputs.models[r.model]
-    args = [spec.hf_repo, "--served-model-name", r.model, "--port", str(port), "--tensor-parallel-size", str(r.tp)]
-    if r.worker_nodes:
-        args += ["--pipeline-parallel-size", str(1 + len(r.worker_nodes)), "--distributed-executor-backend", "ray"]
-    if r.memory_fraction > 0:
-        args += ["--gpu-memory-utilization", repr(round(r.memory_fraction, 4))]
-    args += ["--max-model-len", str(r.max_model_len), "--max-num-seqs", str(r.max_num_seqs)]
-    if eng.kv_cache_memory_flag and r.kv_cache_bytes_per_gpu > 0:
-        args += [eng.kv_cache_memory_flag, str(r.kv_cache_bytes_per_gpu)]
-    kvd = _kv_dtype_flag(spec.kv_cache_dtype)
-    if kvd:
-        args += ["--kv-cache-dtype", kvd]
-    args.append("--enable-prefix-caching" if r.prefix_caching else "--no-enable-prefix-caching")
-    return args
 
 
 def _labels(plan: Plan, w: Workload) -> dict[str, str]:
@@ -119,7 +116,9 @@ def _labels(plan: Plan, w: Workload) -> dict[str, str]:
         f"{LABEL_PREFIX}/cluster": label_value(w.cluster),
     }
     for m in w.models:
-        labels[model_label_key(m)] = "serving"
+        active = any(e.model == m and not e.standby_model for e in w.engines)
+        labels[model_label_key(m)] = "serving" if active else "standby"
+    labels.update(planned_node_label(w))
     return labels
 
 
@@ -132,8 +131,9 @@ def _annotations(plan: Plan, w: Workload) -> dict[str, str]:
         f"{LABEL_PREFIX}/engines": json.dumps(
             [
                 {
-                    "model": e.replica.model,
+                    "model": e.model,
                     "port": e.port,
+                    "standby": e.standby_model is not None,
                     "gpus": e.cuda_visible_devices,
                     "memory_fraction": rnd(e.replica.memory_fraction, 4),
                     "kv_cache_bytes_per_gpu": e.replica.kv_cache_bytes_per_gpu,
@@ -151,25 +151,17 @@ def _gpu(inputs: Inputs, w: Workload) -> GpuType:
     return inputs.gpu_types[w.gpu_type]
 
 
-def _node_selector(inputs: Inputs, node: str | None, gpu: GpuType) -> dict[str, str]:
-    sel = {}
-    if node is not None:
-        sel["kubernetes.io/hostname"] = node
-    product = gpu_product_label(gpu)
-    if product and gpu.vendor in VENDOR_PRODUCT_LABEL:
-        sel[VENDOR_PRODUCT_LABEL[gpu.vendor]] = product
-    return sel
-
-
 def _tolerations(gpu: GpuType) -> list[dict[str, str]]:
     res = VENDOR_RESOURCE.get(gpu.vendor, "nvidia.com/gpu")
     return [{"key": res, "operator": "Exists", "effect": "NoSchedule"}]
 
 
-def _memory_request(inputs: Inputs, node: str, gpus: int) -> str:
+def _memory_request(inputs: Inputs, node: str, gpus: int, standby_bytes: int = 0) -> str:
+    """The pod's share of the node's host DRAM by GPUs, plus the weights its sleeping standby
+    engines keep in host DRAM (sleep level 1 offloads them to CPU memory)."""
     pool = node_index(inputs)[node].pool
     gib = math.floor(pool.host_dram_gib * HOST_MEMORY_SHARE * gpus / pool.gpus_per_node)
-    return f"{max(gib, 1)}Gi"
+    return f"{max(gib, 1) + math.ceil(standby_bytes / GIB)}Gi"
 
 
 def _http_probe(port: int, **kw: int) -> dict[str, Any]:
@@ -192,15 +184,19 @@ def _probes(ports: list[int]) -> dict[str, Any]:
     }
 
 
-def _env() -> list[dict[str, Any]]:
-    return [
-        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token", "optional": True}}},
-    ]
+def _env(inputs: Inputs, models: list[str]) -> list[dict[str, Any]]:
+    """HF_TOKEN from the hf-token Secret: required when a model of the pod is gated."""
+    gated = any(inputs.models[m].gated for m in models)
+    ref = {"name": HF_TOKEN_SECRET, "key": "token"}
+    if not gated:
+        ref["optional"] = True
+    return [{"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": ref}}]
 
 
-def _volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _volumes(gpus_per_pod: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    shm = SHM_SIZE if gpus_per_pod <= 1 else SHM_SIZE_MULTI_GPU
     volumes = [
-        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}},
         {"name": "hf-cache", "hostPath": {"path": HOST_HF_CACHE, "type": "DirectoryOrCreate"}},
     ]
     mounts = [
@@ -210,64 +206,97 @@ def _volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return volumes, mounts
 
 
-def _supervisor_script(inputs: Inputs, engines: list[Engine]) -> str:
-    """Start the co-located `vllm serve` processes one after another (each only once the previous
-    one answers /health, so that no two engines size their memory at the same time), then wait: if
-    any engine exits, stop the others and exit, so the pod restarts as a whole and a dead engine
-    never hides behind a healthy one."""
-    lines = ["set -uo pipefail", "pids=()"]
-    for e in engines:
-        argv = " ".join(shlex.quote(a) for a in ["vllm", "serve", *engine_args(e.replica, inputs, e.port)])
-        probe = f"python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:{e.port}{HEALTH_PATH}', timeout=4)\""
-        lines.append(f"# replica {e.replica.id}")
-        lines.append(f"CUDA_VISIBLE_DEVICES={e.cuda_visible_devices} {argv} &")
-        lines.append("pids+=($!)")
-        lines.append(f'until {probe} 2>/dev/null; do kill -0 "${{pids[-1]}}" 2>/dev/null || exit 1; sleep 5; done')
-    lines += ["wait -n", "status=$?", 'kill "${pids[@]}" 2>/dev/null || true', "exit $status"]
-    return "\n".join(lines) + "\n"
+def _standby_bytes(plan: Plan, w: Workload) -> int:
+    held = {(s.slot_replica, s.model): s.host_dram_bytes for s in plan.standby}
+    return sum(held.get((e.replica.id, e.standby_model), 0) for e in w.engines if e.standby_model)
 
 
-def _container(inputs: Inputs, w: Workload, gpu: GpuType) -> dict[str, Any]:
+def _container(plan: Plan, inputs: Inputs, w: Workload, gpu: GpuType) -> dict[str, Any]:
     eng = engine_defaults()
-    volumes_mounts = _volumes()[1]
-    ports = [e.port for e in w.engines]
     res_name = VENDOR_RESOURCE.get(gpu.vendor, "nvidia.com/gpu")
     cpu = sum(ENGINE_CPU_BASE + e.replica.tp for e in w.engines)
-    c: dict[str, Any] = {"name": "vllm", "image": eng.image}
-    if len(w.engines) == 1:
+    c: dict[str, Any] = {"name": "vllm", "image": eng.image, "imagePullPolicy": "IfNotPresent"}
+    if len(w.engines) == 1 and not w.has_standby:
         c["command"] = ["vllm", "serve"]
-        c["args"] = engine_args(w.engines[0].replica, inputs, w.engines[0].port)
+        c["args"] = pod_engine_args(w.engines[0], inputs)
     else:
-        c["command"] = ["/bin/bash", "-c", _supervisor_script(inputs, w.engines)]
-    c["ports"] = [{"name": f"http-{i}" if len(ports) > 1 else "http", "containerPort": p, "protocol": "TCP"} for i, p in enumerate(ports)]
-    c["env"] = _env()
+        c["command"] = ["/bin/bash", "-c", supervisor_script(inputs, w.engines)]
+    ports = [e.listen_port for e in w.engines]
+    if not w.has_standby:  # standby engines listen on 127.0.0.1 only; the wake proxy owns the ports
+        c["ports"] = [{"name": f"http-{i}" if len(ports) > 1 else "http", "containerPort": p, "protocol": "TCP"} for i, p in enumerate(ports)]
+    c["env"] = _env(inputs, w.models)
     c["resources"] = {
-        "requests": {"cpu": str(cpu), "memory": _memory_request(inputs, w.node, w.gpus_per_pod)},
+        "requests": {"cpu": str(cpu), "memory": _memory_request(inputs, w.node, w.gpus_per_pod, _standby_bytes(plan, w))},
         "limits": {res_name: str(w.gpus_per_pod)},
     }
     c.update(_probes(ports))
-    c["volumeMounts"] = volumes_mounts
+    c["volumeMounts"] = _volumes(w.gpus_per_pod)[1]
     return c
 
 
-def _pod_spec(inputs: Inputs, w: Workload, gpu: GpuType, container: dict[str, Any], *, node: str | None, affinity: dict | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"nodeSelector": _node_selector(inputs, node, gpu)}
+def _wake_proxy(w: Workload) -> dict[str, Any]:
+    """Sidecar that owns the standby models' ports and wakes their engine on demand (wake_proxy.py)."""
+    eng = engine_defaults()
+    routes = [f"{e.port}={e.listen_port}" for e in w.engines if e.standby_model]
+    ports = [e.port for e in w.engines if e.standby_model]
+    return {
+        "name": "wake-proxy",
+        "image": eng.image,  # the vLLM image has python3; the proxy needs the standard library only
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python3", WAKE_PROXY_PATH, *routes],
+        "ports": [{"name": f"http-{i}" if len(ports) > 1 else "http", "containerPort": p, "protocol": "TCP"} for i, p in enumerate(ports)],
+        "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}},
+        "readinessProbe": _http_probe(ports[0], periodSeconds=5, failureThreshold=3, timeoutSeconds=5),
+        "volumeMounts": [{"name": "wake-proxy", "mountPath": str(Path(WAKE_PROXY_PATH).parent), "readOnly": True}],
+    }
+
+
+def wake_proxy_configmap(plan: Plan) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": WAKE_PROXY_CONFIGMAP, "namespace": NAMESPACE,
+                     "labels": {"app.kubernetes.io/part-of": "maestro-plan", f"{LABEL_PREFIX}/plan": plan_label(plan)}},
+        "data": {Path(WAKE_PROXY_PATH).name: WAKE_PROXY_SOURCE.read_text(encoding="utf-8")},
+    }
+
+
+def _pod_spec(inputs: Inputs, w: Workload, gpu: GpuType, containers: list[dict[str, Any]], *, node: str | None,
+              affinity: dict | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if node is not None:
+        spec["nodeSelector"] = node_selector(inputs, node, gpu, pinned=w.pinned)
+    elif gpu.vendor in VENDOR_PRODUCT_LABEL:
+        spec["nodeSelector"] = {k: v for k, v in node_selector(inputs, w.node, gpu, pinned=False).items() if k in VENDOR_PRODUCT_LABEL.values()}
+    affinity = dict(affinity or {})
+    if not w.pinned:
+        terms = planned_node_anti_affinity()["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        have = affinity.get("podAntiAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution", [])
+        affinity["podAntiAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": [*have, *terms]}
     if affinity:
         spec["affinity"] = affinity
     spec["tolerations"] = _tolerations(gpu)
     spec["topologySpreadConstraints"] = [
         {
-            # zone spread as a soft guard: pods are pinned to planned nodes, whose zones the solver
-            # already spread; ScheduleAnyway never blocks a planned pod
+            # zone spread as a soft guard: pods are pinned to planned nodes or pools, whose zones the
+            # solver already spread; ScheduleAnyway never blocks a planned pod
             "maxSkew": 1,
             "topologyKey": "topology.kubernetes.io/zone",
             "whenUnsatisfiable": "ScheduleAnyway",
             "labelSelector": {"matchLabels": {model_label_key(w.models[0]): "serving"}},
         }
     ]
-    spec["containers"] = [container]
-    spec["volumes"] = _volumes()[0]
+    spec["containers"] = containers
+    volumes = _volumes(w.gpus_per_pod)[0]
+    if w.has_standby:
+        volumes.append({"name": "wake-proxy", "configMap": {"name": WAKE_PROXY_CONFIGMAP}})
+    spec["volumes"] = volumes
     return spec
+
+
+def _containers(plan: Plan, inputs: Inputs, w: Workload, gpu: GpuType) -> list[dict[str, Any]]:
+    main = _container(plan, inputs, w, gpu)
+    return [main, _wake_proxy(w)] if w.has_standby else [main]
 
 
 def deployment(plan: Plan, inputs: Inputs, w: Workload) -> dict[str, Any]:
@@ -284,7 +313,7 @@ def deployment(plan: Plan, inputs: Inputs, w: Workload) -> dict[str, Any]:
             "selector": {"matchLabels": {f"{LABEL_PREFIX}/workload": w.name}},
             "template": {
                 "metadata": {"labels": labels, "annotations": _annotations(plan, w)},
-                "spec": _pod_spec(inputs, w, gpu, _container(inputs, w, gpu), node=w.node),
+                "spec": _pod_spec(inputs, w, gpu, _containers(plan, inputs, w, gpu), node=w.node),
             },
         },
     }
@@ -296,12 +325,12 @@ def leaderworkerset(plan: Plan, inputs: Inputs, w: Workload) -> dict[str, Any]:
     gpu = _gpu(inputs, w)
     labels = _labels(plan, w)
     e = w.engines[0]
-    leader = _container(inputs, w, gpu)
+    leader = _container(plan, inputs, w, gpu)
     serve = " ".join(shlex.quote(a) for a in ["vllm", "serve", *engine_args(e.replica, inputs, e.port)])
     leader["name"] = "vllm-leader"
     leader["command"] = ["/bin/bash", "-c", f"bash {LWS_SCRIPT} leader --ray_cluster_size=$(LWS_GROUP_SIZE)\nexec {serve}\n"]
     leader.pop("args", None)
-    worker = _container(inputs, w, gpu)
+    worker = _container(plan, inputs, w, gpu)
     worker["name"] = "vllm-worker"
     worker["command"] = ["/bin/bash", "-c", f"bash {LWS_SCRIPT} worker --ray_address=$(LWS_LEADER_ADDRESS)\n"]
     worker.pop("args", None)
@@ -314,17 +343,9 @@ def leaderworkerset(plan: Plan, inputs: Inputs, w: Workload) -> dict[str, Any]:
             ]
         }
     }
-
-    def on_nodes(nodes: list[str]) -> dict[str, Any]:
-        return {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": nodes}]}]
-                }
-            },
-            **anti,
-        }
-
+    # workers: on the planned worker nodes by name, or anywhere in the pool (count pools)
+    worker_aff = {**hostname_affinity(w.worker_nodes), **anti} if w.pinned else anti
+    worker_node = None if w.pinned else w.node
     return {
         "apiVersion": "leaderworkerset.x-k8s.io/v1",
         "kind": "LeaderWorkerSet",
@@ -336,11 +357,11 @@ def leaderworkerset(plan: Plan, inputs: Inputs, w: Workload) -> dict[str, Any]:
                 "restartPolicy": "RecreateGroupOnPodRestart",
                 "leaderTemplate": {
                     "metadata": {"labels": labels},
-                    "spec": _pod_spec(inputs, w, gpu, leader, node=w.node, affinity=anti),
+                    "spec": _pod_spec(inputs, w, gpu, [leader], node=w.node, affinity=anti),
                 },
                 "workerTemplate": {
                     "metadata": {"labels": {**labels, **{model_label_key(m): "worker" for m in w.models}}},
-                    "spec": _pod_spec(inputs, w, gpu, worker, node=None, affinity=on_nodes(sorted(w.worker_nodes))),
+                    "spec": _pod_spec(inputs, w, gpu, [worker], node=worker_node, affinity=worker_aff),
                 },
             },
         },
@@ -355,79 +376,11 @@ def _standby_by_model(plan: Plan, cluster: str) -> dict[str, list[Standby]]:
     return {m: sorted(v, key=lambda s: s.node) for m, v in sorted(out.items())}
 
 
-def standby_daemonset(plan: Plan, inputs: Inputs, cluster: str, model: str, standbys: list[Standby]) -> dict[str, Any]:
-    """Stage a warm-standby model's weights into host DRAM (a tmpfs under /dev/shm on the host) on
-    the planned nodes, so that loading it onto GPUs costs weight bytes / host-to-GPU bandwidth
-    instead of a download. The pod stays running so the memory stays accounted to it."""
-    eng = engine_defaults()
-    spec = inputs.models[model]
-    name = dns_label("standby", model, limit=50)
-    nodes = sorted(s.node for s in standbys)
-    target = f"/staging/{model}"
-    script = (
-        "set -euo pipefail\n"
-        f"python3 -c 'from huggingface_hub import snapshot_download; snapshot_download(repo_id={spec.hf_repo!r}, local_dir={target!r})'\n"
-        f"touch {target}/.complete\n"
-        "exec sleep infinity\n"
-    )
-    host_bytes = max(s.host_dram_bytes for s in standbys)
-    mem = f"{math.ceil(host_bytes / MIB) + 1024}Mi"  # the staged bytes + 1 GiB for the downloader itself
-    labels = {
-        "app.kubernetes.io/name": "maestro-standby",
-        "app.kubernetes.io/part-of": "maestro-plan",
-        "app.kubernetes.io/managed-by": "maestro-plan",
-        f"{LABEL_PREFIX}/plan": plan_label(plan),
-        f"{LABEL_PREFIX}/workload": name,
-        f"{LABEL_PREFIX}/model": label_value(model),
-        f"{LABEL_PREFIX}/cluster": label_value(cluster),
-    }
-    annotations = {
-        f"{LABEL_PREFIX}/plan-id": plan.plan_id,
-        f"{LABEL_PREFIX}/warm-standby": json.dumps(
-            [{"node": s.node, "cold_start_ms": rnd(s.cold_start_ms, 1), "host_dram_bytes": s.host_dram_bytes, "path": f"{HOST_STAGING_DIR}/{model}"} for s in standbys],
-            sort_keys=True,
-        ),
-    }
-    gpu_types = {node_index(inputs)[n].pool.gpu_type for n in nodes}
-    tolerations = sorted({VENDOR_RESOURCE.get(inputs.gpu_types[g].vendor, "nvidia.com/gpu") for g in gpu_types})
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "DaemonSet",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels, "annotations": annotations},
-        "spec": {
-            "selector": {"matchLabels": {f"{LABEL_PREFIX}/workload": name}},
-            "template": {
-                "metadata": {"labels": labels, "annotations": annotations},
-                "spec": {
-                    "affinity": {
-                        "nodeAffinity": {
-                            "requiredDuringSchedulingIgnoredDuringExecution": {
-                                "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": nodes}]}]
-                            }
-                        }
-                    },
-                    "tolerations": [{"key": t, "operator": "Exists", "effect": "NoSchedule"} for t in tolerations],
-                    "containers": [
-                        {
-                            "name": "stage-weights",
-                            "image": eng.image,
-                            "command": ["/bin/bash", "-c", script],
-                            "env": _env(),
-                            "resources": {"requests": {"cpu": "1", "memory": mem}, "limits": {"memory": mem}},
-                            "readinessProbe": {"exec": {"command": ["test", "-f", f"{target}/.complete"]}, "periodSeconds": 30},
-                            "volumeMounts": [{"name": "staging", "mountPath": "/staging"}],
-                        }
-                    ],
-                    "volumes": [{"name": "staging", "hostPath": {"path": HOST_STAGING_DIR, "type": "DirectoryOrCreate"}}],
-                },
-            },
-        },
-    }
-
-
 def service(plan: Plan, inputs: Inputs, cluster: str, model: str, port: int, replicas: list[Replica], standbys: list[Standby]) -> dict[str, Any]:
     """ClusterIP Service per model per cluster on port 8000, forwarding to the model's fleet-wide
-    engine port. Annotations carry what a router needs: capacity, and warm-standby cold starts."""
+    engine port. Annotations carry what a router needs: capacity, and warm-standby cold starts.
+    With `standbys` and no `replicas`: the model's standby Service (selects its sleeping engines,
+    whose wake proxy listens on the same port)."""
     ann = {
         f"{LABEL_PREFIX}/plan-id": plan.plan_id,
         f"{LABEL_PREFIX}/model": model,
@@ -444,7 +397,7 @@ def service(plan: Plan, inputs: Inputs, cluster: str, model: str, port: int, rep
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
-            "name": service_name(model, cluster),
+            "name": service_name(model, cluster) if replicas else standby_service_name(model, cluster),
             "namespace": NAMESPACE,
             "labels": {
                 "app.kubernetes.io/part-of": "maestro-plan",
@@ -457,7 +410,7 @@ def service(plan: Plan, inputs: Inputs, cluster: str, model: str, port: int, rep
         },
         "spec": {
             "type": "ClusterIP",
-            "selector": {model_label_key(model): "serving"},
+            "selector": {model_label_key(model): "serving" if replicas else "standby"},
             "ports": [{"name": "http", "port": BASE_PORT, "targetPort": port, "protocol": "TCP"}],
         },
     }
@@ -466,10 +419,11 @@ def service(plan: Plan, inputs: Inputs, cluster: str, model: str, port: int, rep
 def build_k8s(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, Any]]]:
     """cluster -> file name -> object (kustomization.yaml included), for every cluster of the inventory
     that the plan uses."""
-    workloads = group_replicas(plan)
-    from maestro_plan.emit.common import model_ports
-
-    ports = model_ports([r.model for r in plan.replicas] + [s.model for s in plan.standby])
+    col = Collector()
+    check_shell_safe_names(plan, col, "plan.json")
+    col.raise_if_any()
+    workloads = group_replicas(plan, count_pool_nodes(inputs))
+    ports = plan_ports(plan)
     clusters = sorted({r.cluster for r in plan.replicas} | {s.cluster for s in plan.standby})
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for c in clusters:
@@ -480,19 +434,21 @@ def build_k8s(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, Any]]
                 "metadata": {"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "maestro-plan", f"{LABEL_PREFIX}/plan": plan_label(plan)}},
             }
         }
-        for w in (w for w in workloads if w.cluster == c):
+        mine = [w for w in workloads if w.cluster == c]
+        for w in mine:
             if w.multi_node:
                 files[f"leaderworkerset-{w.name}.yaml"] = leaderworkerset(plan, inputs, w)
             else:
                 files[f"deployment-{w.name}.yaml"] = deployment(plan, inputs, w)
+        if any(w.has_standby for w in mine):
+            files["configmap-wake-proxy.yaml"] = wake_proxy_configmap(plan)
         standby = _standby_by_model(plan, c)
+        for m in sorted({r.model for r in plan.replicas if r.cluster == c and not r.swap_models}):
+            reps = sorted((r for r in plan.replicas if r.cluster == c and r.model == m and not r.swap_models), key=lambda r: r.id)
+            svc = service(plan, inputs, c, m, ports[m], reps, [])
+            files[f"service-{svc['metadata']['name']}.yaml"] = svc
         for m, sb in standby.items():
-            ds = standby_daemonset(plan, inputs, c, m, sb)
-            files[f"daemonset-{ds['metadata']['name']}.yaml"] = ds
-        models = sorted({r.model for r in plan.replicas if r.cluster == c} | set(standby))
-        for m in models:
-            reps = sorted((r for r in plan.replicas if r.cluster == c and r.model == m), key=lambda r: r.id)
-            svc = service(plan, inputs, c, m, ports[m], reps, standby.get(m, []))
+            svc = service(plan, inputs, c, m, ports[m], [], sb)
             files[f"service-{svc['metadata']['name']}.yaml"] = svc
         files["kustomization.yaml"] = kustomization(files)
         out[c] = dict(sorted(files.items()))

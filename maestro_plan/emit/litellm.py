@@ -1,14 +1,26 @@
 """LiteLLM router configs: DIR/routing/litellm.yaml (one router for all traffic) and
 DIR/routing/litellm-by-source/<source>.yaml (one router per source, e.g. per region).
 
-One deployment per (model, cluster): the model's Service in that cluster, served through LiteLLM's
-vLLM provider (`hosted_vllm/<served-model-name>`, api_base .../v1). Every deployment carries
-`litellm_params.weight`: LiteLLM's simple-shuffle strategy looks at the FIRST deployment of a model
-group to decide whether to pick by weight, rpm or tpm (litellm/router_strategy/simple_shuffle.py),
-so a weight on every deployment makes it pick by the planned flows. Weights are integers: the
-per-mille share of the group's planned requests/s (at least 1 for a deployment that gets traffic).
-rpm and tpm are the deployment's planned capacity (requests/s x 60, and that x mean tokens per
-request of the demand it serves), so LiteLLM's limits match what the engines were sized for.
+Built from the routing table (routing.py, the same numbers as routing.json), per model group:
+- `order: 1` deployments: the clusters the plan routes the source's traffic to, weighted by the
+  planned flows (`weight`, per mille; LiteLLM's simple-shuffle picks by weight when the group's
+  first deployment has one: litellm/router_strategy/simple_shuffle.py);
+- `order: 2` deployments: routing.json's failover clusters (spare capacity, nearest first) that the
+  plan does not already use. LiteLLM only routes to the lowest `order` among deployments that are
+  not cooling down (litellm/utils.py _get_order_filtered_deployments, applied by the router's
+  pre-call checks, hence `enable_pre_call_checks: true`), so a failed cluster's traffic moves to
+  the failover clusters once LiteLLM cools the failed deployment down;
+- warm standbys: a deployment of the model's standby Service in the planned group when the plan
+  routes to it, else in a `<model>-standby` group that `fallbacks` names (the last resort when every
+  cluster of the group fails).
+Every deployment carries `timeout` and `model_info.max_input_tokens` (the engines' max_model_len:
+vLLM rejects longer prompts). rpm/tpm are left out: under simple-shuffle LiteLLM's pre-call check
+compares rpm with the requests in flight, not per minute, so a planned per-minute capacity would
+throttle wrongly; the planned capacity is in model_info for reference.
+
+Addresses: a router serving a source reaches the clusters of the source's region by their in-cluster
+Service names and every other cluster through its Gateway (inventory `external_base_url`,
+<url>/models/<model>/v1: gateway.py). The all-sources file uses the external URLs throughout.
 """
 
 from __future__ import annotations
@@ -17,77 +29,145 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from maestro_plan.emit.common import BASE_PORT, endpoint_url, header_lines, standby_ref, to_yaml, write
+from maestro_plan.emit.common import BASE_PORT, endpoint_url, external_url, header_lines, rnd, to_yaml, write
+from maestro_plan.emit.routing import build_routing
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
 
+ALLOWED_FAILS = 1
+"""Failures per minute a deployment may have before LiteLLM cools it down: one transient error is
+tolerated, the second moves traffic to the next `order` (LiteLLM's default is 3: constants.py)."""
+COOLDOWN_S = 30
+"""Seconds a failed deployment stays out of rotation: the time Kubernetes itself takes to declare a
+dead engine (livenessProbe 3 failures x 10 s in the emitted pods, k8s.py)."""
+NUM_RETRIES = 2
+"""Retries of a failed request: with ALLOWED_FAILS 1 the third attempt already goes to a failover cluster."""
 
-def _mean_tokens(plan: Plan) -> dict[str, float]:
-    """model -> mean input+output tokens per request, weighted by demand rate."""
-    num: dict[str, float] = defaultdict(float)
-    den: dict[str, float] = defaultdict(float)
-    for d in plan.demand:
-        num[d.model] += d.rate_rps * (d.mean_input_tokens + d.mean_output_tokens)
-        den[d.model] += d.rate_rps
-    return {m: num[m] / den[m] for m in num if den[m] > 0}
+
+def home_clusters(inputs: Inputs, source: str | None) -> set[str]:
+    """Clusters a source's router runs next to (same region): reached by in-cluster Service names."""
+    if source is None:
+        return set()
+    region = next((s.region for s in inputs.inventory.sources if s.name == source), None)
+    return {c.name for c in inputs.inventory.clusters if region is not None and c.region == region}
 
 
-def _weights(rates: dict[str, float]) -> dict[str, int]:
+def _api_base(inputs: Inputs, model: str, cluster: str, home: set[str], standby: bool, missing: set[str]) -> str:
+    ext = external_url(inputs, model, cluster)
+    if cluster in home or ext is None:
+        if cluster not in home:
+            missing.add(cluster)
+        return endpoint_url(model, cluster, BASE_PORT, standby=standby) + "/v1"
+    return (ext + "-standby" if standby else ext) + "/v1"
+
+
+def _timeout_s(inputs: Inputs, model: str) -> float:
+    """Request timeout: the longest workflow SLO (whole query, seconds) among the workflows that call
+    the model; a single call cannot usefully outlive its query's deadline."""
+    slos = [w.slo.latency_ms for w in inputs.workflows for r in w.roles if r.model == model]
+    return rnd(max(slos) / 1000, 3) if slos else 600.0
+
+
+def _weights(rates: dict[Any, float]) -> dict[Any, int]:
     total = sum(rates.values())
     if total <= 0:
         return {k: 1 for k in rates}  # no planned traffic at all: equal split
     return {k: (max(1, round(1000 * v / total)) if v > 0 else 0) for k, v in rates.items()}
 
 
+def _group_tiers(entries: list[dict[str, Any]]) -> tuple[dict[tuple[str, str], float], dict[str, float], set[str]]:
+    """(cluster, kind) -> planned requests/s; failover cluster -> spare requests/s; standby-only clusters."""
+    planned: dict[tuple[str, str], float] = defaultdict(float)
+    failover: dict[str, float] = {}
+    standby: set[str] = set()
+    for e in entries:
+        for r in e["replicas"]:
+            planned[(r["cluster"], "serving")] += r["rate_rps"]
+        for s in e["standby"]:
+            if s["weight"] > 0:
+                planned[(s["cluster"], "standby")] += s["rate_rps"]
+            else:
+                standby.add(s["cluster"])
+        for f in e["failover"]:
+            failover[f["cluster"]] = f["spare_rps"]
+    for c, kind in planned:
+        if kind == "serving":
+            failover.pop(c, None)
+    standby -= {c for c, kind in planned if kind == "standby"}
+    return planned, failover, standby
+
+
+def _deployment(inputs: Inputs, group: str, model: str, cluster: str, kind: str, order: int | None, weight: int | None,
+                home: set[str], missing: set[str], info: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {"model": f"hosted_vllm/{model}", "api_base": _api_base(inputs, model, cluster, home, kind == "standby", missing)}
+    if weight is not None:
+        params["weight"] = weight
+    if order is not None:
+        params["order"] = order
+    params["timeout"] = _timeout_s(inputs, model)
+    return {"model_name": group, "litellm_params": params, "model_info": {"id": f"{group}@{cluster}/{kind}", "cluster": cluster, "kind": kind, **info}}
+
+
 def build_litellm(plan: Plan, inputs: Inputs, source: str | None = None) -> dict[str, Any]:
     """The LiteLLM config for all sources (source=None) or for one source."""
-    reps = {r.id: r for r in plan.replicas}
-    standby_cluster = {standby_ref(s): s.cluster for s in plan.standby}
-    tokens = _mean_tokens(plan)
-    rate: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for rt in plan.routes:
-        if source is not None and rt.source != source:
-            continue
-        cluster = reps[rt.replica].cluster if rt.replica in reps else standby_cluster.get(rt.replica)
-        if cluster is not None:
-            rate[rt.model][cluster] += rt.rate_rps
-    cap: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    table = build_routing(plan, inputs)
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in table["routes"]:
+        if source is None or e["source"] == source:
+            by_model[e["model"]].append(e)
+    cap: dict[tuple[str, str], float] = defaultdict(float)
+    lens: dict[str, int] = {}
     for r in plan.replicas:
-        cap[r.model][r.cluster] += r.capacity_rps
-    models = sorted(rate) if source is not None else sorted(set(rate) | set(cap))
-    model_list = []
-    for m in models:
-        clusters = sorted(set(rate.get(m, {})) | (set(cap.get(m, {})) if source is None else set()))
-        weights = _weights({c: rate[m].get(c, 0.0) for c in clusters})
-        for c in clusters:
-            params: dict[str, Any] = {
-                "model": f"hosted_vllm/{m}",
-                "api_base": endpoint_url(m, c, BASE_PORT) + "/v1",
-                "weight": weights[c],
-            }
-            capacity = cap[m].get(c, 0.0)
-            if capacity > 0:
-                rpm = max(1, int(capacity * 60))
-                params["rpm"] = rpm
-                if m in tokens:
-                    params["tpm"] = max(1, int(capacity * 60 * tokens[m]))
-            model_list.append(
-                {
-                    "model_name": m,
-                    "litellm_params": params,
-                    "model_info": {"id": f"{m}@{c}", "cluster": c, "planned_rps": round(rate[m].get(c, 0.0), 6)},
-                }
-            )
-    return {
-        "model_list": model_list,
-        "router_settings": {"routing_strategy": "simple-shuffle", "num_retries": 2},
+        cap[(r.model, r.cluster)] += r.capacity_rps
+        lens[r.model] = min(lens.get(r.model, r.max_model_len), r.max_model_len)
+    home = home_clusters(inputs, source)
+    missing: set[str] = set()
+    model_list: list[dict[str, Any]] = []
+    fallbacks: list[dict[str, list[str]]] = []
+    for m in sorted(by_model):
+        planned, failover, standby = _group_tiers(by_model[m])
+        if not planned and not failover:
+            continue
+        base_info = {"max_input_tokens": lens.get(m, inputs.models[m].architecture.max_position_embeddings)}
+        weights = _weights(dict(planned))
+        for (c, kind), w in sorted(weights.items()):
+            info = {**base_info, "planned_rps": rnd(planned[(c, kind)]), "planned_capacity_rps": rnd(cap[(m, c)]) if kind == "serving" else 0.0}
+            model_list.append(_deployment(inputs, m, m, c, kind, 1, w, home, missing, info))
+        spare = _weights(failover)  # among the failover tier, by spare capacity
+        for c in sorted(failover):
+            info = {**base_info, "planned_rps": 0.0, "planned_capacity_rps": rnd(cap[(m, c)]), "spare_rps": rnd(failover[c])}
+            model_list.append(_deployment(inputs, m, m, c, "serving", 2, spare[c], home, missing, info))
+        if standby:
+            group = f"{m}-standby"
+            for c in sorted(standby):
+                model_list.append(_deployment(inputs, group, m, c, "standby", None, None, home, missing, {**base_info, "planned_rps": 0.0}))
+            fallbacks.append({m: [group]})
+    settings: dict[str, Any] = {
+        "routing_strategy": "simple-shuffle",
+        "enable_pre_call_checks": True,
+        "num_retries": NUM_RETRIES,
+        "allowed_fails": ALLOWED_FAILS,
+        "cooldown_time": COOLDOWN_S,
     }
+    if fallbacks:
+        settings["fallbacks"] = fallbacks
+    return {"model_list": model_list, "router_settings": settings, "_unreachable": sorted(missing)}
+
+
+def _header(plan: Plan, cfg: dict[str, Any], extra: str = "") -> str:
+    head = header_lines(plan) + "\nLiteLLM router config (litellm --config this file, or Router(model_list=..., **router_settings))." + extra
+    missing = cfg.pop("_unreachable")
+    if missing:
+        head += (f"\nWARNING: the inventory gives no external_base_url for cluster(s) {', '.join(missing)}; their in-cluster "
+                 "addresses are used and resolve only inside that cluster.")
+    return head
 
 
 def emit_litellm(plan: Plan, inputs: Inputs, out_dir: Path) -> list[Path]:
-    head = header_lines(plan) + "\nLiteLLM router config (litellm --config this file, or Router(model_list=...))."
-    written = [write(out_dir, "routing/litellm.yaml", to_yaml(build_litellm(plan, inputs), header=head))]
+    cfg = build_litellm(plan, inputs)
+    written = [write(out_dir, "routing/litellm.yaml", to_yaml(cfg, header=_header(plan, cfg)))]
     for src in sorted({rt.source for rt in plan.routes}):
         cfg = build_litellm(plan, inputs, source=src)
-        written.append(write(out_dir, f"routing/litellm-by-source/{src}.yaml", to_yaml(cfg, header=head + f"\nRoutes of source '{src}' only.")))
+        head = _header(plan, cfg, f"\nRoutes of source '{src}' only.")
+        written.append(write(out_dir, f"routing/litellm-by-source/{src}.yaml", to_yaml(cfg, header=head)))
     return written

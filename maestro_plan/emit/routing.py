@@ -22,6 +22,7 @@ from maestro_plan.emit.common import (
     rnd,
     service_name,
     standby_ref,
+    standby_service_name,
     to_json,
     write,
 )
@@ -33,7 +34,7 @@ ROUTING_SCHEMA_VERSION = "1.0"
 
 def objective_name(model: str, priority: str) -> str:
     """InferenceObjective per pool and priority class; requests name it in the header
-    x-gateway-inference-objective (Gateway API Inference Extension / llm-d router)."""
+    x-llm-d-inference-objective (llm-d router EPP; x-gateway-inference-objective is its deprecated alias)."""
     return f"{pool_name(model)}-{priority}"[:253]
 
 
@@ -88,8 +89,8 @@ def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
                     {
                         "cluster": s.cluster,
                         "node": s.node,
-                        "service": service_name(model, s.cluster),
-                        "endpoint": endpoint_url(model, s.cluster, BASE_PORT),
+                        "service": standby_service_name(model, s.cluster),
+                        "endpoint": endpoint_url(model, s.cluster, BASE_PORT, standby=True),
                         "weight": rnd(rt.fraction),
                         "rate_rps": rnd(rt.rate_rps),
                         "cold_start_ms": rnd(s.cold_start_ms, 1),
@@ -103,8 +104,8 @@ def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
                     {
                         "cluster": s.cluster,
                         "node": s.node,
-                        "service": service_name(model, s.cluster),
-                        "endpoint": endpoint_url(model, s.cluster, BASE_PORT),
+                        "service": standby_service_name(model, s.cluster),
+                        "endpoint": endpoint_url(model, s.cluster, BASE_PORT, standby=True),
                         "weight": 0.0,
                         "rate_rps": 0.0,
                         "cold_start_ms": rnd(s.cold_start_ms, 1),
@@ -173,8 +174,10 @@ def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
         "engine": {"name": eng.name, "version": eng.version, "image": eng.image},
         "endpoints_note": (
             "Endpoints are the in-cluster DNS names of each model's Service (one per model per cluster, unique names). "
-            "A router outside that cluster reaches them through the cluster's gateway or a multi-cluster Service export."
+            "A router outside that cluster reaches the model at <cluster external_base_url>/models/<model>/v1 "
+            "(the emitted Gateway's HTTPRoute; warm standbys at /models/<model>-standby/v1)."
         ),
+        "objective_header": "x-llm-d-inference-objective",
         "priority_classes": {k: {"objective_priority": v} for k, v in sorted(OBJECTIVE_PRIORITY.items())},
         "routes": entries,
         "workflows": workflows,

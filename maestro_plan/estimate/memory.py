@@ -77,6 +77,12 @@ def _is_quantized(model: ModelSpec) -> bool:
     return model.weight_dtype in ("fp8", "int8", "int4")
 
 
+def _quantizes(model: ModelSpec, tensor: _Tensor) -> bool:
+    """MXFP4 checkpoints (gpt-oss) quantize the MoE experts only (modules_to_not_convert: attention,
+    router, embeddings, lm_head stay bf16); other methods every linear layer."""
+    return model.quantization.method != "mxfp4" or tensor.name.startswith("experts.")
+
+
 def _norm_params(a: Architecture, width: int) -> int:
     return width * (2 if a.model_type in LAYERNORM_WITH_BIAS else 1)
 
@@ -173,7 +179,7 @@ def _tensors(model: ModelSpec, tp: int, *, per_gpu: bool, include_mtp: bool = Fa
 
 def _scale_bytes(model: ModelSpec, tensor: _Tensor) -> float:
     """Bytes of quantization scales (and zero points) of one quantized linear tensor group."""
-    if not tensor.quantized or not _is_quantized(model) or not tensor.out_features:
+    if not tensor.quantized or not _is_quantized(model) or not tensor.out_features or not _quantizes(model, tensor):
         return 0.0
     count = tensor.params // (tensor.out_features * tensor.in_features)
     o, i = tensor.out_features, tensor.in_features
@@ -184,6 +190,8 @@ def _scale_bytes(model: ModelSpec, tensor: _Tensor) -> float:
         return count * o * 4.0  # per output channel
     if model.weight_dtype == "int8":
         return count * o * 4.0
+    if q.method == "mxfp4":  # one 8-bit E8M0 scale per block of group_size (32) values, no zero point
+        return count * o * _ceil_div(i, q.group_size or 32) * 1.0
     # int4: per group of g input rows, an fp16 scale, plus a packed 4-bit zero point (AWQ/GPTQ)
     g = q.group_size or 128
     groups = _ceil_div(i, g) * o
@@ -202,7 +210,7 @@ def _bytes(model: ModelSpec, tensors: list[_Tensor], *, as_stored: bool) -> int:
     for t in tensors:
         if t.fixed_bytes_per_param is not None:
             total += t.params * t.fixed_bytes_per_param
-        elif t.quantized and _is_quantized(model):
+        elif t.quantized and _is_quantized(model) and _quantizes(model, t):
             total += t.params * q_bytes + _scale_bytes(model, t)
         else:
             total += t.params * (q_bytes if not _is_quantized(model) else plain)

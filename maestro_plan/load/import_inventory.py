@@ -54,6 +54,20 @@ REGION_LABELS = ("topology.kubernetes.io/region", "failure-domain.beta.kubernete
 INSTANCE_LABELS = ("node.kubernetes.io/instance-type", "beta.kubernetes.io/instance-type")
 PRODUCT_LABELS = ("nvidia.com/gpu.product", "amd.com/gpu.product-name", "beta.amd.com/gpu.product-name")
 CAPACITY_KEYS = ("nvidia.com/gpu", "amd.com/gpu")
+GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+GKE_ACCELERATORS = {
+    "nvidia-b200": "NVIDIA B200",
+    "nvidia-h200-141gb": "NVIDIA H200",
+    "nvidia-h100-mega-80gb": "NVIDIA H100 80GB HBM3",
+    "nvidia-h100-80gb": "NVIDIA H100 80GB HBM3",
+    "nvidia-a100-80gb": "NVIDIA A100-SXM4-80GB",
+    "nvidia-tesla-a100": "NVIDIA A100-SXM4-40GB",
+    "nvidia-l4": "NVIDIA L4",
+}
+"""GKE's accelerator label value (set by GKE on GPU node pools, with or without GPU Feature Discovery;
+the accelerator type names of Compute Engine's GPU machine types: cloud.google.com/compute/docs/gpus)
+-> the NVML product name the GPU reports (A3 High/Mega: H100 SXM 80GB; A3 Ultra: H200; A4: B200;
+A2 Ultra: A100 80GB, A2 Standard: A100 40GB SXM4; G2: L4)."""
 VENDOR_WORDS = ("NVIDIA", "Tesla", "AMD", "Quadro", "GeForce")
 HOST_COLUMNS = ("hostname", "host", "node", "nodename", "node_name")
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9.\-]*[a-z0-9])?$")
@@ -338,6 +352,19 @@ def _first(labels: dict, keys: tuple[str, ...]) -> str | None:
     return None
 
 
+def _unusable(item: dict[str, Any], status: dict[str, Any]) -> str | None:
+    """Why a node takes no new pods: cordoned (spec.unschedulable) or not Ready (status.conditions)."""
+    spec = item.get("spec") if isinstance(item.get("spec"), dict) else {}
+    if spec.get("unschedulable") is True:
+        return "cordoned"
+    conditions = status.get("conditions")
+    if isinstance(conditions, list):
+        ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
+        if ready is not None and ready.get("status") != "True":
+            return "NotReady"
+    return None
+
+
 def parse_kubectl_nodes(doc: Any, file: str | Path) -> tuple[list[K8sNode], list[str]]:
     """GPU nodes of `kubectl get nodes -o json`, and the names of nodes skipped (no GPUs)."""
     if isinstance(doc, dict) and doc.get("kind") == "Node":
@@ -376,7 +403,19 @@ def parse_kubectl_nodes(doc: Any, file: str | Path) -> tuple[list[K8sNode], list
         if not isinstance(labels, dict) or not isinstance(capacity, dict):
             col.add("labels and status.capacity must be mappings.", file=file, field=where)
             continue
-        product = _first(labels, PRODUCT_LABELS)
+        unusable = _unusable(item, status)
+        if unusable:
+            skipped.append(f"{name} ({unusable})")
+            continue
+        product = _first(labels, PRODUCT_LABELS) or GKE_ACCELERATORS.get(str(labels.get(GKE_ACCELERATOR_LABEL, "")))
+        if product is None and labels.get(GKE_ACCELERATOR_LABEL):
+            col.add(f"node '{name}' has GKE accelerator {labels[GKE_ACCELERATOR_LABEL]!r}, which maestro-plan does not map to a GPU product.",
+                    file=file, field=f"{where}.metadata.labels[{GKE_ACCELERATOR_LABEL}]",
+                    hint="deploy GPU Feature Discovery (it sets nvidia.com/gpu.product), or label the node: kubectl label node NAME nvidia.com/gpu.product=...")
+            continue
+        allocatable = status.get("allocatable") if isinstance(status.get("allocatable"), dict) else {}
+        # what the scheduler can hand out: allocatable (capacity minus unhealthy GPUs and the kubelet's reservations)
+        capacity = {**capacity, **{k: v for k, v in allocatable.items() if k in (*CAPACITY_KEYS, "memory")}}
         cap_key = next((k for k in CAPACITY_KEYS if k in capacity), None)
         try:
             cap = int(parse_quantity(capacity[cap_key])) if cap_key else None
@@ -648,15 +687,15 @@ def inventory_from_kubectl(
         region = next(iter(regions))
     _check_name(region, "region", p, "--region", "--region")
     n_gpus = sum(n.gpus for n in nodes)
-    skipped_txt = f"; {len(skipped)} node(s) without GPUs skipped" if skipped else ""
+    skipped_txt = f"; {len(skipped)} node(s) skipped (no GPUs, cordoned or NotReady): {', '.join(skipped)}" if skipped else ""
     return _build(
         nodes,
         cluster,
         region,
         description=f"Imported from {p.name}: {len(nodes)} GPU nodes, {n_gpus} GPUs{skipped_txt}.",
         note=(
-            f"Nodes, GPU products (GPU Feature Discovery labels), GPU counts (status.capacity), host DRAM "
-            f"(status.capacity.memory, least of each pool) and zones from `kubectl get nodes -o json` in {p.name}. "
+            f"Nodes, GPU products (GPU Feature Discovery labels, or GKE's cloud.google.com/gke-accelerator), GPU counts "
+            f"(status.allocatable, else status.capacity), host DRAM (status.allocatable.memory, else capacity; least of each pool) and zones from `kubectl get nodes -o json` in {p.name}. "
             "GPU figures and prices: maestro_plan/data/gpus.yaml. Add sources (request origins) and links (latencies) before planning."
         ),
         extra=list(extra_gpu_types or []),

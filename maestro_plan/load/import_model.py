@@ -59,6 +59,9 @@ _TORCH_DTYPES = {
     "float": "fp16",
 }
 
+MXFP4_BLOCK = 32
+"""Values per shared scale in MXFP4 (OCP Microscaling Formats v1.0: block size 32, E8M0 scale)."""
+
 _TIED_BY_DEFAULT = {"gemma", "gemma2", "gemma3", "gemma3_text", "recurrent_gemma"}
 _QKV_BIAS_FAMILIES = {"qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl"}
 _ALL_LAYERS_SLIDE = {"mistral", "mixtral", "phi3", "starcoder2"}
@@ -97,6 +100,32 @@ _COPIED = (
 
 _REQUIRED = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size")
 
+_FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    # transformers src/transformers/models/gemma3/configuration_gemma3.py Gemma3TextConfig.__init__
+    # defaults: Gemma 3's published config.json files (e.g. google/gemma-3-27b-it) leave vocab_size,
+    # max_position_embeddings and sliding_window_pattern out of text_config and rely on them.
+    "gemma3_text": {
+        "vocab_size": 262_208,
+        "hidden_size": 2304,
+        "intermediate_size": 9216,
+        "num_hidden_layers": 26,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
+        "max_position_embeddings": 131_072,
+        "sliding_window": 4096,
+        "sliding_window_pattern": 6,
+        "tie_word_embeddings": True,
+    },
+}
+"""Keys a family's transformers configuration class fills in when config.json leaves them out."""
+
+
+def with_family_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config with its family's transformers defaults under the keys it does not set."""
+    defaults = _FAMILY_DEFAULTS.get(str(cfg.get("model_type", "")))
+    return {**defaults, **cfg} if defaults else cfg
+
 
 # --------------------------------------------------------------------------------------------
 # Reading the file
@@ -125,7 +154,7 @@ def _language_config(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
     if "num_hidden_layers" not in doc:
         for key in ("text_config", "language_config", "llm_config"):
             sub = doc.get(key)
-            if isinstance(sub, dict) and "num_hidden_layers" in sub:
+            if isinstance(sub, dict) and ("num_hidden_layers" in sub or str(sub.get("model_type", "")) in _FAMILY_DEFAULTS):
                 merged = dict(sub)
                 for k in ("quantization_config", "torch_dtype", "dtype", "_name_or_path"):
                     if k not in merged and k in doc:
@@ -174,6 +203,7 @@ def _sliding(cfg: dict[str, Any], model_type: str, layers: Any) -> tuple[int | N
 
 def architecture_from_config(cfg: dict[str, Any], file: str | Path, prefix: str = "") -> Architecture:
     """Map a config.json dictionary onto :class:`Architecture`; errors name file and config key."""
+    cfg = with_family_defaults(cfg)
     missing = [k for k in _REQUIRED if k not in cfg]
     if "max_position_embeddings" not in cfg and not any(k in cfg for k in ("n_positions", "max_sequence_length", "seq_length")):
         missing.append("max_position_embeddings")
@@ -273,6 +303,12 @@ def _quantization(cfg: dict[str, Any], file: Path, prefix: str) -> tuple[str | N
                 hint="4- and 8-bit AWQ/GPTQ checkpoints are supported; or pass --dtype.",
             )
         return ("int4" if bits == 4 else "int8"), Quantization(method=method, group_size=group_size), group_size  # type: ignore[arg-type]
+    if method == "mxfp4":
+        # OCP Microscaling FP4 (gpt-oss): 4-bit E2M1 values with one 8-bit E8M0 scale per block of 32,
+        # on the MoE experts only (quantization_config.modules_to_not_convert keeps attention,
+        # router, embeddings and lm_head in bf16). vLLM pads the experts' intermediate size itself,
+        # so the blocks set no TP alignment.
+        return "int4", Quantization(method="mxfp4", group_size=MXFP4_BLOCK), None
     if method == "bitsandbytes":
         if qc.get("load_in_4bit"):
             return "int4", Quantization(method="bitsandbytes"), None
@@ -329,6 +365,16 @@ def _torch_dtype(cfg: dict[str, Any], file: Path, prefix: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 _REPO_RE = re.compile(r"^[\w.\-]+/[\w.\-]+$")
+
+
+def repo_from_file_name(path: Path) -> str | None:
+    """ORG/NAME from a file or folder named ORG--NAME (the Hugging Face cache's spelling), e.g.
+    openai--gpt-oss-20b.json or openai--gpt-oss-20b/config.json."""
+    for name in (path.stem, path.parent.name):
+        org, sep, rest = name.partition("--")
+        if sep and org and rest and _REPO_RE.match(f"{org}/{rest}"):
+            return f"{org}/{rest}"
+    return None
 
 
 def _repo_from(doc: dict[str, Any], path: Path) -> str | None:
@@ -447,12 +493,15 @@ def import_hf_config(
         dtype = implied or _torch_dtype(cfg, path, prefix)
 
     repo = hf_repo or _repo_from(doc, path)
+    from_name = None
+    if repo is None:
+        repo = from_name = repo_from_file_name(path)
     if repo is None:
         raise InputError(
-            "does not say which Hugging Face repository it belongs to (no '_name_or_path').",
+            "does not say which Hugging Face repository it belongs to (no '_name_or_path'), and its file name does not either.",
             file=path,
             field="hf_repo",
-            hint="pass --hf-repo ORG/NAME, e.g. --hf-repo meta-llama/Llama-3.1-8B-Instruct.",
+            hint="pass --hf-repo ORG/NAME (e.g. --hf-repo openai/gpt-oss-20b), or name the file ORG--NAME.json (e.g. openai--gpt-oss-20b.json).",
         )
     if not _REPO_RE.match(repo):
         raise InputError(f"--hf-repo {repo!r} is not of the form ORG/NAME.", field="--hf-repo", hint="e.g. --hf-repo Qwen/Qwen2.5-7B-Instruct.")
@@ -480,7 +529,8 @@ def import_hf_config(
     spec: dict[str, Any] = {
         "id": mid,
         "hf_repo": repo,
-        "description": f"Imported from {path.name} with maestro-plan import model.",
+        "description": f"Imported from {path.name} with maestro-plan import model."
+        + (f" The config has no '_name_or_path': repository {repo} (and id) inferred from the file name {path.name}." if from_name else ""),
         "architecture": arch.model_dump(exclude_none=True, exclude_defaults=False),
         "weight_dtype": dtype,
         "quantization": quant.model_dump(exclude_none=True),

@@ -114,6 +114,17 @@ class Cluster(Strict):
     region: Name
     node_pools: list[NodePool] = Field(min_length=1)
     budget_per_hour: NonNegFloat | None = Field(None, description="Optional cap on USD per hour spent in this cluster")
+    external_base_url: str | None = Field(
+        None,
+        max_length=200,
+        pattern=r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~\-/]*)?$",
+        description="Base URL at which routers outside this cluster reach its inference Gateway (the emitted "
+        "gateway-api folder serves each model under <url>/models/<model-id>/v1), e.g. https://llm.us-east.example.com",
+    )
+    gateway_class: Name | None = Field(
+        None, description="GatewayClass of the emitted inference Gateway (the Gateway implementation installed: istio, kgateway, "
+        "gke-l7-regional-external-managed, ...); default istio"
+    )
 
 
 class Source(Strict):
@@ -225,7 +236,7 @@ class Architecture(Strict):
 
 
 class Quantization(Strict):
-    method: Literal["fp8", "awq", "gptq", "bitsandbytes", "compressed-tensors", "none"] = "none"
+    method: Literal["fp8", "awq", "gptq", "bitsandbytes", "compressed-tensors", "mxfp4", "none"] = "none"
     group_size: PosInt | None = Field(None, description="Weights per scale group (int4 AWQ/GPTQ: 128)")
 
 
@@ -234,6 +245,8 @@ class ModelSpec(Strict):
 
     id: Name
     hf_repo: str = Field(min_length=3, pattern=r"^[\w.\-]+/[\w.\-]+$")
+    gated: bool = Field(False, description="The Hugging Face repo is gated (accept the licence, then download with a token); "
+                        "emitted pods then require the hf-token Secret")
     description: str = ""
     architecture: Architecture
     weight_dtype: WeightDtype = "bf16"

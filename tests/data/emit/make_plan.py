@@ -2,8 +2,9 @@
 
 The plan is hand-built (not solved) so that every emitter path is exercised: two identical exclusive
 replicas (one Deployment, replicas: 2), two replicas sharing one GPU (one pod, two engines), a TP-8
-replica, a batch replica on L4, a replica spanning two nodes (LeaderWorkerSet), a warm standby and
-a standby route. Memory figures follow the arithmetic of maestro_plan.estimate (weights from the
+replica, a batch replica on L4, a replica spanning two nodes (LeaderWorkerSet), a warm-standby swap
+slot (two models taking turns on one GPU) with a standby route, and three replicas on the two nodes
+of a `count` pool (l4-c: two packed on l4-c-000, a TP-2 one on l4-c-001). Memory figures follow the arithmetic of maestro_plan.estimate (weights from the
 catalogue's checkpoint_bytes, KV bytes per token = 2 x layers x kv_heads x head_dim x 2 / TP,
 overhead = activation 2 GiB + non-torch 0.3 GiB at TP 1 / 2.1 GiB at TP >= 2); rates are round.
 Run: .venv/bin/python tests/data/emit/make_plan.py
@@ -60,9 +61,22 @@ replicas = [
     rep("llama-3.1-8b.eu-west.h100-e-002.g0", "llama-3.1-8b", "eu-west", "eu-west-1a", "h100-e", "h100-e-002", "h100-sxm", [0], 1, 448512, 32, 3.2, 3.0, 2100.0, 3000.0,
         roles=CODER, prefix=True),
 ]
-standby = [Standby(model="llama-3.2-1b", cluster="eu-west", node="h100-e-002", host_dram_bytes=W["llama-3.2-1b"],
-                   cold_start_ms=round(W["llama-3.2-1b"] / 64e9 * 1000, 1), serves_rate_rps=0.2,
-                   reason="eu-west critic traffic is small; served from us-east, kept warm here for failover")]
+SLOT = "llama-3.1-8b.eu-west.h100-e-002.g1.swap"
+replicas += [
+    rep("llama-3.2-1b.eu-west.l4-c-000.g0", "llama-3.2-1b", "eu-west", "eu-west-1b", "l4-c", "l4-c-000", "l4", [0], 1, 137600, 32, 2.0, 0.5, 700.0, 1200.0,
+        roles=["coding-agent/critic"], hbm=L4),
+    rep("llama-3.2-1b.eu-west.l4-c-000.g1", "llama-3.2-1b", "eu-west", "eu-west-1b", "l4-c", "l4-c-000", "l4", [1], 1, 137600, 32, 2.0, 0.5, 700.0, 1200.0,
+        roles=["coding-agent/critic"], hbm=L4),
+    rep("llama-3.1-8b.eu-west.l4-c-001.g0-1", "llama-3.1-8b", "eu-west", "eu-west-1b", "l4-c", "l4-c-001", "l4", [0, 1], 2, 65536, 16, 1.0, 0.0, 2600.0, 3000.0,
+        prio="batch", roles=["nightly-summaries/summarize"], hbm=L4),
+    rep(SLOT, "llama-3.1-8b", "eu-west", "eu-west-1a", "h100-e", "h100-e-002", "h100-sxm", [1], 1, 448512, 1, 0.0, 0.0, None, None,
+        prio="batch").model_copy(update={"swap_models": ["llama-3.1-8b", "llama-3.2-1b"]}),
+]
+standby = [Standby(model=m, cluster="eu-west", node="h100-e-002", host_dram_bytes=W[m], cold_start_ms=round(W[m] / 64e9 * 1000, 1),
+                   serves_rate_rps=rate, slot_replica=SLOT, gpu_indices=[1], capacity_rps=cap,
+                   reason="rarely used in eu-west: kept warm in host DRAM, woken on swap slot " + SLOT)
+           for m, rate, cap in (("llama-3.1-8b", 0.0, 0.3), ("llama-3.2-1b", 0.2, 1.5))]
+replicas.sort(key=lambda r: r.id)
 
 
 def route(src, model, rid, frac, rate, lat, prio="interactive"):
@@ -79,7 +93,9 @@ routes = [
     route("users-eu-west", "llama-3.1-70b", "llama-3.1-70b.us-east.h100-a-001.g0-7", 0.3, 0.3, 40.0),
     route("users-us-east", "llama-3.2-1b", "llama-3.2-1b.us-east.h100-a-000.g2", 0.7, 2.8, 2.0),
     route("users-us-east", "llama-3.2-1b", "llama-3.2-1b.us-east.l4-b-000.g0", 0.3, 1.2, 2.0),
-    route("users-eu-west", "llama-3.2-1b", "llama-3.2-1b.us-east.h100-a-000.g2", 0.9, 1.8, 40.0),
+    route("users-eu-west", "llama-3.2-1b", "llama-3.2-1b.us-east.h100-a-000.g2", 0.4, 0.8, 40.0),
+    route("users-eu-west", "llama-3.2-1b", "llama-3.2-1b.eu-west.l4-c-000.g0", 0.25, 0.5, 3.0),
+    route("users-eu-west", "llama-3.2-1b", "llama-3.2-1b.eu-west.l4-c-000.g1", 0.25, 0.5, 3.0),
     route("users-eu-west", "llama-3.2-1b", "standby:llama-3.2-1b@h100-e-002", 0.1, 0.2, 3.0),
 ]
 demand = [
@@ -90,7 +106,7 @@ demand = [
     Demand(source="users-us-east", model="llama-3.2-1b", rate_rps=4.0, priority="interactive", latency_budget_ms=1200.0, mean_input_tokens=1500.0, mean_output_tokens=100.0, served_rps=4.0),
     Demand(source="users-eu-west", model="llama-3.2-1b", rate_rps=2.0, priority="interactive", latency_budget_ms=1200.0, mean_input_tokens=1500.0, mean_output_tokens=100.0, served_rps=2.0),
 ]
-gpus_used = {"us-east": {"h100-sxm": 11, "l4": 1}, "eu-west": {"h100-sxm": 17}}
+gpus_used = {"us-east": {"h100-sxm": 11, "l4": 1}, "eu-west": {"h100-sxm": 18, "l4": 4}}
 pred = sum(r.kv_cache_bytes_per_gpu * r.tp * (1 + len(r.worker_nodes)) for r in replicas)
 naive = sum(32768 * r.max_num_seqs * KVT[r.model] for r in replicas)
 plan = Plan(
