@@ -77,6 +77,12 @@ def _paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
+def _get(doc: Any, path: tuple) -> Any:
+    for p in path:
+        doc = doc[p]
+    return doc
+
+
 def _set(doc: Any, path: tuple, value: Any) -> Any:
     if not path:
         return value
@@ -91,7 +97,15 @@ def mutate_doc(rng: random.Random, doc: Any) -> tuple[Any, str]:
     """A structural mutation of a parsed document: one value replaced, removed or duplicated."""
     doc = copy.deepcopy(doc)
     path = rng.choice(_paths(doc)[1:] or [()])
-    op = rng.choice(["value", "value", "number", "delete", "deep", "grow"])
+    op = rng.choice(["value", "value", "number", "delete", "deep", "grow", "scale", "scale"])
+    if op == "scale":  # an in-range but extreme edit of a number, to reach the solver and emitters
+        nums = [q for q in _paths(doc) if q and isinstance(_get(doc, q), int | float) and not isinstance(_get(doc, q), bool)]
+        if nums:
+            q = rng.choice(nums)
+            factor = rng.choice([0, 1e-6, 0.5, 3, 1000, 1e5])
+            v = _get(doc, q)
+            new = type(v)(v * factor) if isinstance(v, int) else v * factor
+            return _set(doc, q, new), f"scale {q} x{factor:g}"
     if op == "delete" and path:
         parent = doc
         for p in path[:-1]:
@@ -377,7 +391,7 @@ def _flag_case(rng: random.Random, index: int, base_plan: Path, folder: Path) ->
         value = f"{'h100-sxm' if flag == '--price' else 'qa'}={rng.choice(['x', ''])}{value}"
     out = folder / "out"
     base = {
-        "solve": ["solve", *inputs, "--solver", "greedy", "--out", str(out)],
+        "solve": ["solve", *inputs, "--solver", rng.choice(["greedy", "cpsat", "highs"]), "--time-limit", "2", "--out", str(out)],
         "simulate": ["simulate", str(base_plan), *inputs, "--duration", "30"],
         "sweep": ["sweep", *inputs, "--demand", "1,2", "--base", str(base_plan), "--solver", "greedy", "--jobs", "1", "--no-plot", "--out", str(out)],
         "whatif": ["whatif", *inputs, "--base", str(base_plan), "--solver", "greedy", "--out", str(out)],
