@@ -244,3 +244,17 @@ def test_write_errors_are_exit_2_with_their_own_message(tmp_path: Path, monkeypa
     monkeypatch.setattr(atomic, "_swap", fail)
     out = _refused(["solve", *_inputs(p), "--solver", "greedy", "--out", tmp_path / "o"], needle)
     assert "exit 1" not in out and not (tmp_path / "o").exists()
+
+
+def test_duplicate_json_keys_are_refused(tmp_path: Path) -> None:
+    model = '{"id": "tiny-llama", "id": "other"}'
+    _refused(_validate(tmp_path, model=model, model_name="tiny-llama.json"), "tiny-llama.json", "duplicate key 'id'")
+
+
+def test_yaml_alias_bomb_is_refused_after_a_bounded_walk(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    _refused(_validate(tmp_path, inventory="\n".join(lines) + "\n"), "fleet.yaml", "1,000,000 values")
+
+
+def test_long_string_is_refused(tmp_path: Path) -> None:
+    _refused(_validate(tmp_path, inventory=INVENTORY.replace("name: tiny-fleet", "name: " + "x" * (2**20 + 1))), "fleet.yaml", "characters")

@@ -107,4 +107,6 @@ def _validation_text(e: ValidationError) -> str:
     for err in e.errors(include_url=False)[:5]:
         loc = ".".join(str(x) for x in err["loc"])
         parts.append(f"{loc}: {err['msg']} (got {str(err.get('input'))[:80]!r})" if loc else err["msg"])
-    return f"invalid value for {e.title}: " + "; ".join(parts) + "."
+    names = any(err["type"] == "string_pattern_mismatch" for err in e.errors())
+    fix = "names are lowercase letters, digits, '-' and '.' (Kubernetes DNS-1123 names)" if names else "see the command's --help for the allowed values"
+    return f"invalid value for {e.title}: " + "; ".join(parts) + f". Fix: {fix}."

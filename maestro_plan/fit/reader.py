@@ -255,6 +255,10 @@ def _read_parquet(p: Path) -> RawLog:
     import pyarrow.parquet as pq
 
     try:
+        meta = pq.ParquetFile(p).metadata
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if size > safe.LOG_MAX_BYTES:  # checked on the footer, before decompressing anything
+            raise InputError(f"Parquet file holds {size / 2**30:,.1f} GiB uncompressed; at most {safe.LOG_MAX_BYTES // 2**30} GiB.", file=p, hint="split the log into several files.")
         table = pq.read_table(p)
     except (pa.ArrowException, OSError) as e:
         raise InputError(f"is not a readable Parquet file ({e}).", file=p) from None

@@ -11,9 +11,11 @@ Limits (each a round figure far above any real input of this project, which are 
 - MAX_DEPTH: 64 levels of nesting (the deepest real document, an OTLP export, is ~10 levels).
 - MAX_NUMBER_DIGITS: 40 digits in one number literal (the largest real figure, bytes of a
   checkpoint, has 13; Python refuses to convert ints over 4,300 digits at all).
-- MAX_STRING_CHARS: 1 MiB in one string; MAX_NODES: 5,000,000 values in one document (bounds the
-  work a YAML alias bomb can cause when the document is walked).
+- MAX_STRING_CHARS: 1 MiB in one string; MAX_YAML_VALUES: 1,000,000 values in one YAML document
+  (bounds the work a YAML alias bomb causes when the document is walked; JSON has no aliases, so
+  its size is bounded by the file size).
 - CSV fields: csv's own field_size_limit (131,072 characters), reported as an InputError.
+Duplicate keys are refused in YAML and JSON alike (a silent override is a classic config bug).
 Non-finite numbers (NaN, Infinity, YAML .inf, 1e400) are refused: no input needs them and they
 cannot be written back as JSON.
 """
@@ -37,7 +39,7 @@ LOG_MAX_BYTES = 1024 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NUMBER_DIGITS = 40
 MAX_STRING_CHARS = 1024 * 1024
-MAX_NODES = 5_000_000
+MAX_YAML_VALUES = 1_000_000
 CSV_FIELD_LIMIT = csv.field_size_limit()
 
 _SCALAR_KEYS = (str, int, float, bool, date, type(None))
@@ -124,11 +126,18 @@ def json_loads(text: str) -> Any:
     def parse_constant(s: str) -> Any:
         raise _number_error(s, text, "is not a finite number (NaN and Infinity are not JSON)")
 
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(pairs)
+        if len(out) != len(pairs):
+            dup = next(k for i, (k, _) in enumerate(pairs) if any(k == k2 for k2, _ in pairs[:i]))
+            raise LimitError(f"duplicate key '{dup[:80]}' in one object (JSON keeps only the last)", text, max(text.find(f'"{dup}"'), 0))
+        return out
+
     try:
-        doc = json.loads(text, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant)
+        doc = json.loads(text, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant, object_pairs_hook=unique_keys)
     except RecursionError:
         raise LimitError(f"nesting is deeper than {MAX_DEPTH} levels", text, 0) from None
-    problem = tree_problem(doc)
+    problem = tree_problem(doc, max_values=None)
     if problem:
         raise LimitError(problem, text, 0)
     return doc
@@ -223,16 +232,16 @@ def parse_yaml(text: str, file: str | Path) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def tree_problem(doc: Any) -> str | None:
+def tree_problem(doc: Any, max_values: int | None = MAX_YAML_VALUES) -> str | None:
     """The first limit a parsed document breaks (depth, size, string length, non-finite numbers,
-    numbers too large), or None. Iterative, and stops after MAX_NODES values (alias bombs)."""
+    numbers too large), or None. Iterative, and stops after max_values values (alias bombs)."""
     stack: list[tuple[Any, int]] = [(doc, 1)]
     nodes = 0
     while stack:
         value, depth = stack.pop()
         nodes += 1
-        if nodes > MAX_NODES:
-            return f"holds more than {MAX_NODES:,} values (YAML aliases count each time they are used)"
+        if max_values is not None and nodes > max_values:
+            return f"holds more than {max_values:,} values (YAML aliases count each time they are used)"
         if depth > MAX_DEPTH:
             return f"nesting is deeper than {MAX_DEPTH} levels"
         if isinstance(value, dict):
