@@ -159,3 +159,40 @@ def test_one_cluster_down_serves_everything_from_the_others(source: str, down: s
         for f in up.values():
             f.server.shutdown()
     assert ok == 100 and sum(f.served for f in up.values()) == 100
+
+
+def test_priority_classes_order_litellms_queue() -> None:
+    """routing.json gives each class a LiteLLM priority; LiteLLM's scheduler, with no free deployment,
+    lets the interactive request out of the queue before a batch request queued earlier, and the
+    Router serves a request sent with the emitted priority (the scheduler path) from a fake backend."""
+    import asyncio
+
+    from litellm.scheduler import FlowItem, Scheduler
+
+    table = build_routing(fixture_plan(), fixture_inputs())
+    prio = {k: v["litellm_priority"] for k, v in table["priority_classes"].items()}
+    assert prio["interactive"] < prio["batch"]
+
+    async def order() -> list[str]:
+        s = Scheduler()
+        await s.add_request(FlowItem(priority=prio["batch"], request_id="batch-1", model_name="m"))
+        await s.add_request(FlowItem(priority=prio["interactive"], request_id="chat-1", model_name="m"))
+        out = []
+        for _ in range(2):
+            for rid in ("batch-1", "chat-1"):
+                if rid not in out and await s.poll(id=rid, model_name="m", health_deployments=[]):
+                    out.append(rid)
+                    break
+        return out
+
+    assert asyncio.run(order()) == ["chat-1", "batch-1"]
+    cfg = build_litellm(fixture_plan(), fixture_inputs(), "users-us-east")
+    fake = FakeOpenAI("us-east")
+    for d in cfg["model_list"]:
+        d["litellm_params"].update(api_base=fake.base, api_key="none")
+    router = litellm.Router(model_list=cfg["model_list"], **cfg["router_settings"])
+    try:
+        resp = asyncio.run(router.acompletion(model="llama-3.1-8b", messages=[{"role": "user", "content": "hi"}], priority=prio["batch"]))
+    finally:
+        fake.server.shutdown()
+    assert resp.choices[0].message.content == "us-east"

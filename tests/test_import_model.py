@@ -339,3 +339,9 @@ def test_config_without_name_or_path_or_telling_file_name_is_refused(tmp_path: P
         import_hf_config(cfg)
     assert "--hf-repo" in str(e.value)
     assert import_hf_config(cfg, hf_repo="openai/gpt-oss-20b").id == "gpt-oss-20b"
+
+
+def test_cli_says_when_the_repo_comes_from_the_file_name() -> None:
+    r = runner.invoke(app, ["import", "model", str(CONFIGS / "openai--gpt-oss-20b.json")])
+    assert r.exit_code == 0, r.output
+    assert "come from its file name" in r.output and "hf_repo: openai/gpt-oss-20b" in r.output

@@ -61,6 +61,8 @@ def _import_model(
     if max_model_len is not None and max_model_len <= 0:
         raise InputError(f"--max-model-len {max_model_len} must be positive.", field="--max-model-len", hint="e.g. --max-model-len 32768.")
     spec = import_hf_config(config, model_id=model_id, hf_repo=hf_repo, weight_dtype=dtype, max_model_len=max_model_len, tp_degrees=tps)
+    if hf_repo is None and "inferred from the file name" in spec.description:
+        err_console.print(f"note: {config.name} has no '_name_or_path'; repository {spec.hf_repo} and id '{spec.id}' come from its file name (pass --hf-repo/--id to override).")
     text = spec_to_yaml(spec, header=f"{spec.hf_repo}: imported from {config.name} by maestro-plan import model.\nArchitecture numbers: {spec.source}")
     if out is None:
         sys.stdout.write(text)

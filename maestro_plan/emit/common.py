@@ -73,6 +73,11 @@ OBJECTIVE_PRIORITY = {"interactive": 10, "batch": -10}
 """InferenceObjective priorities per workflow class. The CRD: higher is served first, unset means 0,
 negative values allowed; so interactive work goes ahead of unlabelled traffic and batch after it."""
 
+LITELLM_PRIORITY = {"interactive": 0, "batch": 1}
+"""LiteLLM request priority per workflow class: a request sent with `priority=` goes through the
+Router's scheduler queue, which serves lower values first (litellm/scheduler.py: "lower values
+indicate higher priority", 0..255); so interactive calls overtake queued batch calls of one model."""
+
 ENGINE_CPU_BASE = 2
 """CPU cores requested per engine beyond one per GPU: vLLM V1 runs an API-server process and an
 EngineCore process besides one worker process per GPU (docs.vllm.ai/en/latest/design/arch_overview.html,

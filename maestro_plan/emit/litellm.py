@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from maestro_plan.emit.common import BASE_PORT, endpoint_url, external_url, header_lines, rnd, to_yaml, write
+from maestro_plan.emit.common import BASE_PORT, LITELLM_PRIORITY, endpoint_url, external_url, header_lines, rnd, to_yaml, write
 from maestro_plan.emit.routing import build_routing
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
@@ -155,7 +155,9 @@ def build_litellm(plan: Plan, inputs: Inputs, source: str | None = None) -> dict
 
 
 def _header(plan: Plan, cfg: dict[str, Any], extra: str = "") -> str:
-    head = header_lines(plan) + "\nLiteLLM router config (litellm --config this file, or Router(model_list=..., **router_settings))." + extra
+    head = (header_lines(plan) + "\nLiteLLM router config (litellm --config this file, or Router(model_list=..., **router_settings))."
+            + "\nPriority: send priority=" + ", ".join(f"{v} ({k})" for k, v in sorted(LITELLM_PRIORITY.items(), key=lambda kv: kv[1]))
+            + " with each request (routing.json workflows[].priority); LiteLLM's scheduler serves lower values first." + extra)
     missing = cfg.pop("_unreachable")
     if missing:
         head += (f"\nWARNING: the inventory gives no external_base_url for cluster(s) {', '.join(missing)}; their in-cluster "

@@ -14,6 +14,7 @@ from typing import Any
 
 from maestro_plan.emit.common import (
     BASE_PORT,
+    LITELLM_PRIORITY,
     OBJECTIVE_PRIORITY,
     endpoint_url,
     engine_defaults,
@@ -178,7 +179,7 @@ def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
             "(the emitted Gateway's HTTPRoute; warm standbys at /models/<model>-standby/v1)."
         ),
         "objective_header": "x-llm-d-inference-objective",
-        "priority_classes": {k: {"objective_priority": v} for k, v in sorted(OBJECTIVE_PRIORITY.items())},
+        "priority_classes": {k: {"objective_priority": v, "litellm_priority": LITELLM_PRIORITY[k]} for k, v in sorted(OBJECTIVE_PRIORITY.items())},
         "routes": entries,
         "workflows": workflows,
     }
