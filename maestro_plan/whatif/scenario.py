@@ -245,6 +245,7 @@ class Scenario(BaseModel):
     description: str = ""
     edits: list[Edit] = Field(default_factory=list)
     value: float | str | None = Field(None, description="The swept value this scenario stands for (sweeps set it)")
+    group: str = Field("", description="In a grid of several axes: the other axes' scenario names (rows of one group share them)")
 
     @model_validator(mode="before")
     @classmethod
