@@ -27,7 +27,7 @@ def test_front_is_exactly_the_undominated_points() -> None:
     for y in ("tokens_per_s_gpu", "tokens_per_dollar"):
         front = pareto(pts, y)
 
-        def dominated(p) -> bool:
+        def dominated(p, y: str = y) -> bool:
             return any(q.tokens_per_s_user >= p.tokens_per_s_user and getattr(q, y) >= getattr(p, y)
                        and (q.tokens_per_s_user > p.tokens_per_s_user or getattr(q, y) > getattr(p, y)) for q in pts)
 
