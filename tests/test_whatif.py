@@ -332,6 +332,9 @@ def test_cli_bad_edits_exit_2_before_any_solve(tmp_path: Path, monkeypatch: pyte
     assert res.exit_code == 2 and "must be > 0" in res.output
     res = runner.invoke(app, ["sweep", *flags, "--fail", "region", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "cluster, zone or node-pool" in res.output
-    res = runner.invoke(app, ["sweep", *flags, "--demand", "1,2", "--fail", "cluster", "--out", str(tmp_path / "o")])
-    assert res.exit_code == 2 and "exactly one grid" in res.output
+    (tmp_path / "s.yaml").write_text("name: a\nedits: [{scale_demand: {factor: 2}}]\n")
+    res = runner.invoke(app, ["sweep", *flags, "--demand", "1,2", "--scenarios", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "does not combine" in res.output
+    res = runner.invoke(app, ["sweep", *flags, "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "no grid given" in res.output
     assert not (tmp_path / "o").exists()

@@ -52,7 +52,7 @@ def test_sweep_cli_writes_csv_json_png(tmp_path: Path) -> None:
     out = tmp_path / "sweep"
     res = CliRunner().invoke(app, ["sweep", *flags, "--demand", "0.5,1,1000", "--jobs", "2", "--time-limit", "10", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "the fleet runs out at 1000" in res.output
+    assert "the fleet runs out between 1 (feasible) and 1000 (infeasible)" in res.output
     doc = json.loads((out / "sweep.json").read_text())
     assert doc["scenarios"] == 3 and doc["feasible"] == 2 and doc["first_infeasible"] == {"scenario": "demand-x1000", "value": 1000.0}
     assert doc["fleet_gpus"] == {"h100-sxm": 32, "l4": 8}
@@ -92,12 +92,25 @@ def test_whatif_cli_table_and_json(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     res = runner.invoke(app, ["whatif", *flags, "--scale", "1.5", "--jobs", "1"])
     assert res.exit_code == 0, res.output
     assert "base" in res.output and "whatif" in res.output and "demand all x1.5" in res.output
-    # --out: whatif.json and every solved plan (the infeasible scenario has none), which diff,
-    # rollout and verify read as they are
+    # --out: whatif.json and, for the base and every solved scenario (the infeasible one has
+    # none), the folder `solve` writes: plan, manifests, routing, report; diff, rollout, verify
+    # and kubectl read them as they are
     out = tmp_path / "wi"
     res = runner.invoke(app, ["whatif", *flags, "--scenario", str(tmp_path / "s.yaml"), "--jobs", "1", "--out", str(out), "--json"])
     assert res.exit_code == 0, res.output
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json")) == ["base/plan.json", "scenarios/double/plan.json", "whatif.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["base", "scenarios", "whatif.json"]
+    assert sorted(p.name for p in (out / "scenarios").iterdir()) == ["double"]
+    solve_out = tmp_path / "solved"
+    assert runner.invoke(app, ["solve", *flags, "--out", str(solve_out), "--time-limit", "30"]).exit_code == 0
+    want = sorted(p.relative_to(solve_out).as_posix() for p in solve_out.rglob("*") if p.is_file())
+    for folder in (out / "base", out / "scenarios/double"):
+        assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == want
+    # the same inputs give the same plan whichever command solves them
+    # (all but the solver's work counters, which CP-SAT reports with some noise)
+    def content(f: Path) -> dict:
+        return {k: v for k, v in json.loads(f.read_text()).items() if k != "solve"}
+
+    assert content(out / "base/plan.json") == content(solve_out / "plan.json")
     double = json.loads((out / "scenarios/double/plan.json").read_text())
     assert double["cost_per_hour"] == pytest.approx({r["scenario"]: r for r in json.loads((out / "whatif.json").read_text())["rows"]}["double"]["cost_per_hour"])
     res = runner.invoke(app, ["rollout", str(out / "base/plan.json"), str(out / "scenarios/double/plan.json"), "--json"])

@@ -42,6 +42,10 @@ def register(app: typer.Typer) -> None:
         plan = read_plan(plan_file)
         inputs = load_inputs(inventory, models, workloads)
         check_plan_matches(plan, inputs, plan_file)  # before anything is created
+        from maestro_plan.whatif.stale import require_current
+
+        require_current(plan, inputs, plan_file, hint="re-solve it from the current inputs ('maestro-plan solve'), or pass the inputs it was made from.",
+                     check_table=False)
         if out.exists() and not out.is_dir():
             raise InputError("exists and is not a folder.", file=out, field="--out", hint="name a folder (it is created when missing).")
         with staged_dir(out) as stage:

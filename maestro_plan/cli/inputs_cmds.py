@@ -9,10 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from maestro_plan.cli.common import InventoryOpt, JsonOpt, ModelsOpt, WorkloadsOpt, console, emit_json, guarded
+from maestro_plan.cli.common import InventoryOpt, JsonOpt, ModelsOpt, WorkloadsOpt, console, emit_json, guarded, print_table
 from maestro_plan.errors import InputError
 from maestro_plan.load.loader import default_paths, load_gpu_types, load_inputs, load_inventory, load_models
 from maestro_plan.load.schema import Inputs
+from maestro_plan.units import duration_text
+
+
+def _tflops(v: float | None) -> str:
+    """A spec-sheet TFLOP/s figure; 0 or none means the GPU has no such tensor-core format."""
+    return "unsupported" if not v else f"{v:g}"
 
 
 def summarize(inputs: Inputs) -> dict:
@@ -72,15 +78,16 @@ def register(app: typer.Typer) -> None:
         for col in ("cluster", "region", "zones", "nodes", "GPUs"):
             t.add_column(col)
         for name, c in s["clusters"].items():
-            t.add_row(name, c["region"], ", ".join(c["zones"]), str(c["nodes"]), ", ".join(f"{n} x {g}" for g, n in c["gpus"].items()))
-        console.print(t)
+            t.add_row(name, c["region"], ", ".join(c["zones"]), str(c["nodes"]), ", ".join(f"{n}×{g}" for g, n in c["gpus"].items()))
+        print_table(t, drop=("region",), wrap=("zones", "GPUs"))
         t = Table(title=f"{len(s['workflows'])} workflows over {len(s['models'])} catalogued models")
         for col in ("workflow", "priority", "roles", "queries/s", "SLO", "models"):
             t.add_column(col)
         for name, w in s["workflows"].items():
-            t.add_row(name, w["priority"], str(w["roles"]), f"{w['rate_per_s']:g}", f"p{w['slo_percentile']:g} {w['slo_ms']:g} ms", ", ".join(w["models"]))
-        console.print(t)
+            t.add_row(name, w["priority"], str(w["roles"]), f"{w['rate_per_s']:g}", f"p{w['slo_percentile']:g} {duration_text(w['slo_ms'])}", ", ".join(w["models"]))
+        print_table(t, drop=("roles", "priority"), wrap=("models",))
         console.print("[green]inputs are valid[/]")
+        console.print("next: maestro-plan solve --out out/plan1", soft_wrap=True)
 
     @app.command("models")
     @guarded
@@ -116,7 +123,7 @@ def register(app: typer.Typer) -> None:
             t.add_column(col)
         for r in rows:
             t.add_row(r["id"], f"{r['params_b']}" if r["params_b"] else "?", str(r["layers"]), str(r["hidden"]), f"{r['heads']}/{r['kv_heads']}", r["attention"], r["experts"], r["dtype"], str(r["context"]), ",".join(map(str, r["tp_degrees"])), r["hf_repo"])
-        console.print(t)
+        print_table(t, drop=("hf repo", "hidden", "layers", "experts", "attention"))
 
     @app.command("gpus")
     @guarded
@@ -135,17 +142,50 @@ def register(app: typer.Typer) -> None:
         for col in ("id", "name", "HBM GiB", "HBM TB/s", "BF16 TFLOP/s", "FP8 TFLOP/s", "link GB/s", "host GB/s", "$/GPU-h"):
             t.add_column(col)
         for r in rows:
-            t.add_row(r["id"], r["name"], f"{r['hbm_gib']:g}", f"{r['hbm_tbps']:g}", f"{r['bf16_tflops']:g}", f"{r['fp8_tflops']:g}", f"{r['interconnect_gbps']:g}", f"{r['host_to_gpu_gbps']:g}", f"{r['price_per_gpu_hour']:.2f}")
-        console.print(t)
+            t.add_row(r["id"], r["name"], f"{r['hbm_gib']:g}", f"{r['hbm_tbps']:g}", f"{r['bf16_tflops']:g}", _tflops(r["fp8_tflops"]), f"{r['interconnect_gbps']:g}", f"{r['host_to_gpu_gbps']:g}", f"{r['price_per_gpu_hour']:.2f}")
+        print_table(t, drop=("name", "host GB/s", "link GB/s"))
 
     @app.command("schema")
     @guarded
-    def schema(what: Annotated[str, typer.Argument(help="inventory | model | workflow | plan")]) -> None:
-        """Print the JSON Schema of an input or of the plan."""
-        from maestro_plan.load.schema import Inventory, ModelSpec, Workflow
-        from maestro_plan.plan.schema import plan_json_schema
+    def schema(what: Annotated[str, typer.Argument(help="inventory | model | workflow | plan | scenario | capacity-table")]) -> None:
+        """Print the JSON Schema of an input, of the plan, of a what-if scenario file or of a measured capacity table.
 
-        table = {"inventory": Inventory.model_json_schema, "model": ModelSpec.model_json_schema, "workflow": Workflow.model_json_schema, "plan": plan_json_schema}
-        if what not in table:
-            raise InputError(f"unknown schema '{what}'.", hint=f"use one of: {', '.join(table)}.")
-        print(json.dumps(table[what](), indent=2, sort_keys=True))
+        Examples: examples/whatif/scenarios.yaml (scenario), examples/whatif/capacity-table.csv (capacity-table)."""
+        if what not in SCHEMAS:
+            raise InputError(f"unknown schema '{what}'.", hint=f"use one of: {', '.join(SCHEMAS)}.")
+        print(json.dumps(SCHEMAS[what](), indent=2, sort_keys=True))
+
+
+def _scenario_schema() -> dict:
+    """A scenario file holds one scenario or a `scenarios:` list (whatif/scenario.py)."""
+    from pydantic import TypeAdapter
+
+    from maestro_plan.whatif.scenario import Scenario, ScenarioFile
+
+    doc = TypeAdapter(Scenario | ScenarioFile).json_schema()
+    doc["title"] = "maestro-plan what-if scenario file"
+    doc["description"] = "One scenario, or several under 'scenarios:'. Edits are one-key mappings (- scale_demand: {...}). Example: examples/whatif/scenarios.yaml"
+    return doc
+
+
+def _capacity_table_schema() -> dict:
+    """A measured capacity table: rows of CapacityRow (estimate/capacity.py), as CSV columns or YAML/JSON."""
+    from pydantic import TypeAdapter
+
+    from maestro_plan.estimate.capacity import CapacityRow
+
+    doc = TypeAdapter(list[CapacityRow]).json_schema()
+    doc["title"] = "maestro-plan measured capacity table (--capacity-table)"
+    doc["description"] = ("Rows as a YAML/JSON list (or under 'rows:'), or a CSV whose header names the same columns. "
+                          "Example: examples/whatif/capacity-table.csv")
+    return doc
+
+
+def _input_schemas() -> dict:
+    from maestro_plan.load.schema import Inventory, ModelSpec, Workflow
+    from maestro_plan.plan.schema import plan_json_schema
+
+    return {"inventory": Inventory.model_json_schema, "model": ModelSpec.model_json_schema, "workflow": Workflow.model_json_schema, "plan": plan_json_schema}
+
+
+SCHEMAS = {**_input_schemas(), "scenario": _scenario_schema, "capacity-table": _capacity_table_schema}

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "maestro_plan.cli.verify_cmds",  # verify, synth
     "maestro_plan.cli.fit_cmds",  # fit (workload profiles from call logs)
     "maestro_plan.cli.estimate_cmds",  # estimate, demand
+    "maestro_plan.cli.estimate_sweep_cmds",  # estimate-sweep (Pareto front over GPU x TP x format x max_num_seqs)
     "maestro_plan.cli.emit_cmds",  # emit, summary
     "maestro_plan.cli.simulate_cmds",  # simulate, compare
     "maestro_plan.cli.whatif_cmds",  # whatif, sweep, diff, rollout

@@ -18,7 +18,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from maestro_plan.cli.common import InventoryOpt, JsonOpt, ModelsOpt, WorkloadsOpt, console, emit_json, err_console, guarded
+from maestro_plan.cli.common import (
+    InventoryOpt,
+    JsonOpt,
+    ModelsOpt,
+    WorkloadsOpt,
+    apply_commands,
+    console,
+    emit_json,
+    err_console,
+    guarded,
+    print_table,
+)
 
 
 class Objective(str, Enum):
@@ -76,6 +87,10 @@ def _write_outputs(stage: Path, plan, inputs, stats: dict[str, Any], emit: bool,
     return files, notes
 
 
+write_plan_folder = _write_outputs
+"""Public name of the solve folder writer: whatif/sweep --out write the same folder per scenario."""
+
+
 class _VerifyFailed(Exception):
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
@@ -93,7 +108,7 @@ def _summary(plan, stats: dict[str, Any], out: Path, files: list[str]) -> None:
         if stats.get("heuristic_cost_per_hour") is not None:
             parts.append(f"greedy ${stats['heuristic_cost_per_hour']:,.2f}/h")
         if s.lp_bound is not None:
-            parts.append(f"LP bound {s.lp_bound:,.4g}")
+            parts.append(f"LP bound ${s.lp_bound:,.1f}/h" if plan.settings.objective == "cost" else f"LP bound {s.lp_bound:,.4g}")
         console.print("  " + ", ".join(parts))
     t = Table(title="GPUs used")
     for col in ("cluster", "GPU type", "GPUs", "replicas", "$/h"):
@@ -107,7 +122,8 @@ def _summary(plan, stats: dict[str, Any], out: Path, files: list[str]) -> None:
     for cl, types in plan.gpus_used.items():
         for g, n in types.items():
             t.add_row(cl, g, str(n), str(reps.get((cl, g), 0)), f"{cost.get((cl, g), 0.0):,.2f}")
-    console.print(t)
+    _total_rows(t, plan, sum(cost.values()))
+    print_table(t)
     shed = [d for d in plan.demand if d.shed_rps > 1e-9]
     models = sorted({r.model for r in plan.replicas})
     console.print(f"{len(plan.replicas)} replicas of {len(models)} models, {len(plan.standby)} warm standby, {len(plan.routes)} routes" + (f", {len(shed)} demand pair(s) partly shed" if shed else ""))
@@ -117,6 +133,17 @@ def _summary(plan, stats: dict[str, Any], out: Path, files: list[str]) -> None:
         console.print(f"[yellow]note:[/] {escape(n)}")
     tm = stats.get("timings", {})
     console.print(f"wrote {len(files)} files to {escape(str(out))} (solve {tm.get('solve_s', 0):.1f} s, total {tm.get('total_s', 0):.1f} s)")
+    for line in [f"next: maestro-plan verify {out}", *(f"      {c}" for c in apply_commands(out))]:
+        console.print(escape(line), soft_wrap=True)
+
+
+def _total_rows(t: Table, plan, replicas_cost: float) -> None:
+    """A total row whose $/h is the headline, with what is not in a replica (warm standby) apart."""
+    other = plan.cost_per_hour - replicas_cost
+    if abs(other) >= 0.005:
+        t.add_row("warm standby, other", "", "", "", f"{other:,.2f}")
+    gpus = sum(n for types in plan.gpus_used.values() for n in types.values())
+    t.add_row("[bold]total[/]", "", f"[bold]{gpus}[/]", f"[bold]{len(plan.replicas)}[/]", f"[bold]{plan.cost_per_hour:,.2f}[/]")
 
 
 def register(app: typer.Typer) -> None:
@@ -176,18 +203,11 @@ def register(app: typer.Typer) -> None:
             capacity_table_path=str(capacity_table) if capacity_table else "",
         )
         show = not json_out
-        t_start = time.perf_counter()
-        with err_console.status("solving", spinner="dots") if show else _Null() as status:
+        from maestro_plan.cli.progress import SolveProgress
 
-            def stage(text: str) -> None:
-                if show:
-                    status.update(f"{text} ({time.perf_counter() - t_start:.0f} s)")
-
-            def progress(phase: str, value: float, wall: float) -> None:
-                if show:
-                    status.update(f"{phase}: best {value:,.4f} after {wall:.1f} s of search")
-
-            plan, stats = run_solve(inputs, settings, current_plan=cur, progress=progress, stage=stage)
+        with SolveProgress(err_console, enabled=show) as bar:  # phases, elapsed time, best plan so far
+            stage = bar.stage
+            plan, stats = run_solve(inputs, settings, current_plan=cur, progress=bar.progress, stage=stage)
             stage("verifying and writing outputs")
             try:
                 with staged_dir(out) as st:
@@ -224,14 +244,3 @@ def register(app: typer.Typer) -> None:
             _summary(plan, stats, out, files)
             for n in notes:
                 console.print(f"[yellow]note:[/] {escape(n)}")
-
-
-class _Null:
-    def __enter__(self) -> _Null:
-        return self
-
-    def __exit__(self, *a: object) -> None:
-        return None
-
-    def update(self, *a: object, **k: object) -> None:
-        return None

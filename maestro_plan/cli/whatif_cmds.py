@@ -20,13 +20,25 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from maestro_plan.cli.common import InventoryOpt, JsonOpt, ModelsOpt, WorkloadsOpt, console, emit_json, err_console, guarded
+from maestro_plan.cli.common import (
+    InventoryOpt,
+    JsonOpt,
+    ModelsOpt,
+    WorkloadsOpt,
+    apply_commands,
+    console,
+    emit_json,
+    err_console,
+    guarded,
+    print_table,
+)
 
 CLI_ORIGIN = "command line"
 
-SolverOpt = Annotated[str, typer.Option("--solver", help="cpsat | highs | cbc | greedy")]
-TimeLimitOpt = Annotated[float, typer.Option("--time-limit", help="Solver time limit per scenario, seconds")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Solver random seed")]
+SolverOpt = Annotated[str | None, typer.Option("--solver", help="cpsat | highs | cbc | greedy (default: the base plan's, else cpsat)")]
+TimeLimitOpt = Annotated[float | None, typer.Option("--time-limit", help="Work budget per scenario, seconds (default: the base plan's, else solve's 30)")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Solver random seed (default: the base plan's, else 0)")]
+RebaseOpt = Annotated[bool, typer.Option("--rebase", help="When --base is stale (the inputs changed since it was solved), re-solve it from the current inputs instead of refusing it")]
 ChangeWeightOpt = Annotated[
     float, typer.Option("--change-weight", help="Penalty on change against the base plan (0: the base plan only warm-starts and pins placements)")
 ]
@@ -34,17 +46,15 @@ BaseOpt = Annotated[Path | None, typer.Option("--base", help="Base plan.json (de
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Scenarios solved at once (local processes or Ray tasks)")]
 
 
-def _settings(solver: str, time_limit: float, seed: int, change_weight: float, workers: int) -> Any:
+def _check_flags(solver: str | None, time_limit: float | None, change_weight: float) -> None:
     from maestro_plan.errors import InputError
-    from maestro_plan.whatif.sweep import solve_settings
 
-    if solver not in ("cpsat", "highs", "cbc", "greedy"):
+    if solver is not None and solver not in ("cpsat", "highs", "cbc", "greedy"):
         raise InputError(f"unknown solver '{solver}'.", field="--solver", hint="use cpsat, highs, cbc or greedy.")
-    if not time_limit > 0:
+    if time_limit is not None and not time_limit > 0:
         raise InputError(f"time limit {time_limit:g} must be > 0 seconds.", field="--time-limit")
     if change_weight < 0:
         raise InputError(f"change weight {change_weight:g} must be >= 0.", field="--change-weight")
-    return solve_settings(solver=solver, time_limit_s=time_limit, seed=seed, change_weight=change_weight, workers=workers)
 
 
 def _pair(text: str, flag: str, sep: str = "=") -> tuple[str, str]:
@@ -141,16 +151,32 @@ def flags_scenario(
     return resolve_files(sc, Path.cwd(), CLI_ORIGIN)
 
 
-def _base_plan(base: Path | None, inputs: Any, settings: Any) -> Any:
+def base_and_settings(base: Path | None, inputs: Any, *, solver: str | None, time_limit: float | None, seed: int | None,
+                      change_weight: float, rebase: bool) -> tuple[Any, Any]:
+    """The base plan and the settings every scenario is solved with.
+
+    A --base made from other inputs (whatif/stale.py: the verifier's input digests) is refused
+    (exit 2), or with --rebase re-solved with its own settings. Scenarios use the base plan's
+    recorded settings (flags given on top), so an edit-free scenario reproduces the base plan."""
     from maestro_plan.errors import InfeasibleError
     from maestro_plan.plan.io import read_plan
-    from maestro_plan.whatif.sweep import solve_inputs
+    from maestro_plan.whatif.stale import require_current, stale_reasons
+    from maestro_plan.whatif.sweep import settings_like, solve_inputs
 
-    if base is not None:
-        return read_plan(base)
+    _check_flags(solver, time_limit, change_weight)
+    plan = read_plan(base) if base is not None else None
+    settings = settings_like(plan, solver=solver, time_limit_s=time_limit, seed=seed, change_weight=change_weight)
+    if plan is not None:
+        if not rebase:
+            require_current(plan, inputs, base)
+            return plan, settings
+        reasons = stale_reasons(plan, inputs)
+        if not reasons:
+            return plan, settings
+        err_console.print(f"[yellow]note:[/] {escape(str(base))} is stale ({escape(reasons[0])}); re-solving the base from the current inputs")
     with err_console.status("solving the base inputs"):
         try:
-            return solve_inputs(inputs, settings)
+            return solve_inputs(inputs, settings), settings
         except InfeasibleError as e:
             e.summary = "the base inputs (no edits) have no feasible plan, so there is nothing to compare against: " + e.summary
             raise
@@ -160,17 +186,23 @@ def _money(x: float | None) -> str:
     return "" if x is None else f"{x:,.2f}"
 
 
+DROP = ("GPUs by type", "SLO margin")
+"""Columns left out first when a result table does not fit the terminal (print_table)."""
+WRAP = ("GPUs by type", "changes vs base", "edits / why not")
+"""Free-text columns, wrapped at spaces (ids and numbers in them stay whole)."""
+
+
 def _result_table(rows: list[dict[str, Any]], title: str) -> Table:
     t = Table(title=escape(title), show_lines=False)
     for col, just in (("scenario", "left"), ("feasible", "left"), ("$/h", "right"), ("Δ $/h", "right"), ("GPUs", "right"),
                       ("GPUs by type", "left"), ("SLO margin", "right"), ("changes vs base", "left"), ("edits / why not", "left")):
-        t.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
         ch = r.get("changes") or {}
         changes = f"+{ch.get('added', 0)} -{ch.get('removed', 0)} ~{ch.get('moved', 0)} moved" if ch else ""
         if ch.get("resized"):
             changes += f", {ch['resized']} resized"
-        types = ", ".join(f"{k} {v}" for k, v in r.get("gpus_by_type", {}).items())
+        types = ", ".join(f"{v}×{k}" for k, v in r.get("gpus_by_type", {}).items())
         margin = "" if r.get("slo_margin") is None else f"{r['slo_margin'] * 100:.0f}%"
         why = r["edits"] if r["feasible"] else f"[red]{escape(r['reason'][:300])}[/]"
         feas = "yes" if r["feasible"] else f"[red]no[/] ({r['status']})"
@@ -198,6 +230,95 @@ def _plan_folders(names: list[str]) -> dict[str, str]:
     return out
 
 
+def verified_plans(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Scenario name -> its plan, for rows whose plan passed the verifier (only those are written)."""
+    out = {}
+    for r in rows:
+        pl = r.pop("_plan", None)
+        if pl is not None and r.get("verified"):
+            out[r["scenario"]] = pl
+    return out
+
+
+def write_scenario_folders(stage: Path, inputs: Any, scenarios: list[Any], plans: dict[str, Any], base_plan: Any, *, emit: bool) -> None:
+    """base/ and scenarios/NAME/ under `stage`, each the folder `maestro-plan solve` writes (plan.json,
+    manifests, routing, report; the solve command's own writer), from the scenario's edited inputs."""
+    from maestro_plan.cli.solve_cmds import write_plan_folder
+    from maestro_plan.whatif.apply import apply_scenario
+    from maestro_plan.whatif.scenario import BASE
+
+    (stage / BASE.name).mkdir()
+    write_plan_folder(stage / BASE.name, base_plan, inputs, {}, emit)
+    by_name = {s.name: s for s in scenarios}
+    for name, folder in _plan_folders(sorted(plans)).items():
+        d = stage / "scenarios" / folder
+        d.mkdir(parents=True)
+        write_plan_folder(d, plans[name], apply_scenario(inputs, by_name[name], validate=False), {}, emit)
+
+
+def next_steps(out: Path | None, plans: dict[str, Any], scenarios: list[Any]) -> None:
+    """The commands that take a what-if study further (diff, rollout, kubectl apply), one per line
+    and never wrapped (a command must stay copyable)."""
+    lines = []
+    if out is None:
+        lines.append("next: add --out DIR to keep each scenario's plan, manifests and report")
+    else:
+        folders = _plan_folders(sorted(plans))
+        first = next((folders[s.name] for s in scenarios if s.name in folders), None)
+        lines.append(f"wrote {out}: base/ and scenarios/NAME/, each the folder `solve` writes")
+        if first is not None:
+            new = out / "scenarios" / first
+            lines += [f"next: maestro-plan diff {out / 'base'} {new}", f"      maestro-plan rollout {out / 'base'} {new} --out {new / 'rollout.json'}"]
+            lines += [f"      {c}" for c in apply_commands(new)]
+    for line in lines:
+        console.print(escape(line), soft_wrap=True)
+
+
+def sweep_grid(inputs: Any, demand: str | None, workflow: str | None, source: str | None, fail: str | None, price: str | None,
+               scenarios_file: Path | None) -> tuple[str, list[Any], str]:
+    """(parameter, scenarios, origin) of a sweep: the product of the axes given (demand first, the
+    swept value), or the scenarios of a file."""
+    from maestro_plan.errors import InputError
+    from maestro_plan.whatif.scenario import load_scenarios
+    from maestro_plan.whatif.sweep import demand_grid, failure_grid, parse_range, price_grid, product_grid
+
+    if (workflow or source) and demand is None:
+        raise InputError("--workflow and --source go with --demand.", field="--workflow/--source")
+    axes, names = [], []
+    if demand is not None:
+        axes.append(demand_grid(parse_range(demand, "--demand"), workflow, source))
+        names.append(f"demand factor ({'/'.join(x for x in (workflow, source) if x) or 'all'})")
+    if price is not None:
+        gpu, rng = _pair(price, "--price")
+        axes.append(price_grid(gpu, parse_range(rng, "--price")))
+        names.append(f"{gpu} price factor")
+    if fail is not None:
+        axes.append(failure_grid(inputs, fail))
+        names.append(f"{fail} failure")
+    if scenarios_file is not None:
+        if axes:
+            raise InputError("--scenarios runs the scenarios of a file; it does not combine with a grid.", field="--scenarios",
+                             hint="give --scenarios alone, or --demand/--price/--fail (combinable).")
+        return "scenario", load_scenarios(scenarios_file), str(scenarios_file)
+    if not axes:
+        raise InputError("no grid given.", field="--demand/--fail/--price/--scenarios", hint="e.g. --demand 0.5:3:0.25, --fail cluster, or both.")
+    n = 1
+    for a in axes:
+        n *= len(a)
+    if n > 10_000:
+        raise InputError(f"the grid has {n} scenarios; at most 10000.", field="--demand/--fail/--price", hint="use fewer values per axis.")
+    return " x ".join(names), product_grid(axes), CLI_ORIGIN
+
+
+def _require_current(plan: Any, plan_file: Path, inventory: Path | None, models: Path | None, workloads: Path | None) -> None:
+    """Exit 2 when `plan` was made from other inputs than these (whatif/stale.py)."""
+    from maestro_plan.load.loader import load_inputs
+    from maestro_plan.whatif.stale import require_current
+
+    require_current(plan, load_inputs(inventory, models, workloads), plan_file, hint="re-solve it from the current inputs ('maestro-plan solve'), or pass the inputs it was made from.",
+                     check_table=False)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("whatif")
     @guarded
@@ -221,12 +342,14 @@ def register(app: typer.Typer) -> None:
         add_model: Annotated[list[Path] | None, typer.Option("--add-model", help="Model file to add to the catalogue (repeatable)")] = None,
         add_workflow: Annotated[list[Path] | None, typer.Option("--add-workflow", help="Workflow file to add (repeatable)")] = None,
         base: BaseOpt = None,
-        solver: SolverOpt = "cpsat",
-        time_limit: TimeLimitOpt = 20.0,
-        seed: SeedOpt = 0,
+        rebase: RebaseOpt = False,
+        solver: SolverOpt = None,
+        time_limit: TimeLimitOpt = None,
+        seed: SeedOpt = None,
         change_weight: ChangeWeightOpt = 0.0,
         jobs: JobsOpt = 2,
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for whatif.json, base/plan.json and scenarios/NAME/plan.json (written whole or not at all)")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for whatif.json, base/ and scenarios/NAME/, each the folder `solve` writes (written whole or not at all)")] = None,
+        emit: Annotated[bool, typer.Option("--emit/--no-emit", help="With --out: manifests, routing and report beside each plan.json")] = True,
         json_out: JsonOpt = False,
     ) -> None:
         """Solve scenarios (edits of the inputs) against the same base; print cost, GPUs, SLO margin, changes.
@@ -253,37 +376,28 @@ def register(app: typer.Typer) -> None:
         if not scenarios:
             raise InputError("no scenario given.", field="--scenario", hint="pass edit flags (e.g. --scale 2, --remove-cluster us-west) or --scenario FILE.")
         validate_all(inputs, scenarios, origin=", ".join(map(str, scenario or [])) or CLI_ORIGIN)  # before any solve
-        settings = _settings(solver, time_limit, seed, change_weight, workers=1 if jobs > 1 else 2)
-        base_plan = _base_plan(base, inputs, settings)
+        base_plan, settings = base_and_settings(base, inputs, solver=solver, time_limit=time_limit, seed=seed, change_weight=change_weight, rebase=rebase)
         with err_console.status(f"solving {len(scenarios)} scenario(s)"):
             run = run_sweep(inputs, scenarios, base_plan, settings, jobs=jobs, validate=False, keep_plans=out is not None)
         from maestro_plan.whatif.scenario import BASE
 
-        plans = {r["scenario"]: r.pop("_plan") for r in run.rows if "_plan" in r}
-        plans = {n: pl for n, pl in plans.items() if next(r for r in run.rows if r["scenario"] == n).get("verified")}  # only verified plans are written
+        plans = verified_plans(run.rows)
         rows = [result_row(-1, BASE, base_plan, base_plan) | {"index": "base"}] + run.rows
         doc = sweep_document(run.rows, base=base_plan, parameter="scenario", inputs=inputs)
         if out is not None:
-            # whatif.json, base/plan.json and <scenario>/plan.json, all or nothing: a plan here
-            # feeds `maestro-plan diff` / `rollout` / `emit` directly
-            from maestro_plan.plan.io import dumps
-
             with atomic.staged_dir(out) as st:
                 (st / "whatif.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-                (st / BASE.name).mkdir()
-                (st / BASE.name / "plan.json").write_text(dumps(base_plan), encoding="utf-8")
-                for name, folder in _plan_folders(sorted(plans)).items():
-                    (st / "scenarios" / folder).mkdir(parents=True)
-                    (st / "scenarios" / folder / "plan.json").write_text(dumps(plans[name]), encoding="utf-8")
+                write_scenario_folders(st, inputs, scenarios, plans, base_plan, emit=emit)
         if json_out:
             emit_json(doc)
-        else:
-            console.print(_result_table(rows, f"what-if against base ${base_plan.cost_per_hour:,.2f}/h"))
+            return
+        print_table(_result_table(rows, f"what-if against base ${base_plan.cost_per_hour:,.2f}/h"), drop=DROP, wrap=WRAP)
+        next_steps(out, plans, scenarios)
 
     @app.command("sweep")
     @guarded
     def sweep_cmd(
-        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for sweep.csv, sweep.json, sweep.png")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="Folder for sweep.csv, sweep.json, sweep.png, base/ and scenarios/NAME/")],
         inventory: InventoryOpt = None,
         models: ModelsOpt = None,
         workloads: WorkloadsOpt = None,
@@ -292,47 +406,44 @@ def register(app: typer.Typer) -> None:
         source: Annotated[str | None, typer.Option("--source", help="With --demand: scale this source only")] = None,
         fail: Annotated[str | None, typer.Option("--fail", help="Each single failure: cluster | zone | node-pool")] = None,
         price: Annotated[str | None, typer.Option("--price", help="GPU price factors: TYPE=START:STOP:STEP")] = None,
-        scenarios_file: Annotated[Path | None, typer.Option("--scenarios", help="Run the scenarios of this file")] = None,
+        scenarios_file: Annotated[Path | None, typer.Option("--scenarios", help="Run the scenarios of this file (alone, not with a grid)")] = None,
+        bisect_steps: Annotated[int, typer.Option("--bisect", min=0, max=20, help="With --demand: halve the bracket where the fleet runs out this many times (one solve each)")] = 0,
         executor: Annotated[str, typer.Option("--executor", help="local (processes on this machine) | ray")] = "local",
         ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster address (default: start a local Ray)")] = None,
         jobs: JobsOpt = 2,
         base: BaseOpt = None,
-        solver: SolverOpt = "cpsat",
-        time_limit: TimeLimitOpt = 5.0,
-        seed: SeedOpt = 0,
+        rebase: RebaseOpt = False,
+        solver: SolverOpt = None,
+        time_limit: TimeLimitOpt = None,
+        seed: SeedOpt = None,
         change_weight: ChangeWeightOpt = 0.0,
         plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Write sweep.png")] = True,
+        plans: Annotated[bool, typer.Option("--plans/--no-plans", help="Write base/ and scenarios/NAME/, each the folder `solve` writes")] = True,
+        emit: Annotated[bool, typer.Option("--emit/--no-emit", help="With --plans: manifests, routing and report beside each plan.json")] = True,
         json_out: JsonOpt = False,
     ) -> None:
-        """Run a grid of scenarios in parallel; write sweep.csv, sweep.json and a plot of cost and GPUs.
+        """Run a grid of scenarios in parallel; write sweep.csv, sweep.json, a plot and a plan folder per scenario.
 
-        Exit codes: 0 done (infeasible scenarios are rows), 2 bad input (nothing solved), 3 the base
-        inputs are infeasible.
+        Axes combine: --demand 1:3:0.5 --fail cluster solves every demand factor with every single
+        cluster failure. Exit codes: 0 done (infeasible scenarios are rows), 2 bad input (nothing
+        solved) or a stale --base, 3 the base inputs are infeasible.
         """
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from maestro_plan.errors import InputError
         from maestro_plan.load.loader import load_inputs
-        from maestro_plan.whatif.scenario import load_scenarios
         from maestro_plan.whatif.sweep import (
-            demand_grid,
-            failure_grid,
-            parse_range,
-            price_grid,
+            bisect,
+            bracket_text,
+            brackets,
             run_sweep,
             sweep_document,
             validate_all,
             write_outputs,
         )
 
-        given = [n for n, v in (("--demand", demand), ("--fail", fail), ("--price", price), ("--scenarios", scenarios_file)) if v is not None]
-        if len(given) != 1:
-            raise InputError(
-                "give exactly one grid: " + ("none given." if not given else f"{', '.join(given)} given together."),
-                field="--demand/--fail/--price/--scenarios", hint="e.g. --demand 0.5:3:0.25, or --fail cluster.",
-            )
-        if (workflow or source) and demand is None:
-            raise InputError("--workflow and --source go with --demand.", field="--workflow/--source")
+        if bisect_steps and demand is None:
+            raise InputError("--bisect needs a --demand axis.", field="--bisect")
         if executor not in ("local", "ray"):
             raise InputError(f"unknown executor '{executor}'.", field="--executor", hint="use local or ray.")
         if jobs < 1:
@@ -340,25 +451,9 @@ def register(app: typer.Typer) -> None:
         if out.exists() and not out.is_dir():
             raise InputError("exists and is not a folder.", file=out, field="--out", hint="name a folder (it is created when missing).")
         inputs = load_inputs(inventory, models, workloads)
-        origin = CLI_ORIGIN
-        if demand is not None:
-            parameter = f"demand factor ({'/'.join(x for x in (workflow, source) if x) or 'all'})"
-            scenarios = demand_grid(parse_range(demand, "--demand"), workflow, source)
-        elif fail is not None:
-            parameter = f"{fail} failure"
-            scenarios = failure_grid(inputs, fail)
-        elif price is not None:
-            gpu, rng = _pair(price, "--price")
-            parameter = f"{gpu} price factor"
-            scenarios = price_grid(gpu, parse_range(rng, "--price"))
-        else:
-            assert scenarios_file is not None
-            parameter = "scenario"
-            origin = str(scenarios_file)
-            scenarios = load_scenarios(scenarios_file)
+        parameter, scenarios, origin = sweep_grid(inputs, demand, workflow, source, fail, price, scenarios_file)
         validate_all(inputs, scenarios, origin=origin)  # every edit checked before any solve
-        settings = _settings(solver, time_limit, seed, change_weight, workers=1 if jobs > 1 else 2)
-        base_plan = _base_plan(base, inputs, settings)
+        base_plan, settings = base_and_settings(base, inputs, solver=solver, time_limit=time_limit, seed=seed, change_weight=change_weight, rebase=rebase)
         with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
                       console=err_console, transient=True) as bar:
             task = bar.add_task("", total=len(scenarios))
@@ -366,29 +461,51 @@ def register(app: typer.Typer) -> None:
             def tick(i: int, row: dict[str, Any]) -> None:
                 bar.update(task, advance=1, description=escape(f"{row['scenario']}: {'ok' if row['feasible'] else 'infeasible'}"))
 
-            run = run_sweep(inputs, scenarios, base_plan, settings, executor=executor, jobs=jobs, ray_address=ray_address, progress=tick, validate=False)
-        written = write_outputs(out, run.rows, base=base_plan, parameter=parameter, inputs=inputs, plot=plot)
+            run = run_sweep(inputs, scenarios, base_plan, settings, executor=executor, jobs=jobs, ray_address=ray_address, progress=tick,
+                            validate=False, keep_plans=plans)
+            if bisect_steps:
+                bar.update(task, total=len(scenarios) + bisect_steps * max(1, len(brackets(run.rows))))
+                run.rows += bisect(inputs, scenarios, run.rows, base_plan, settings, bisect_steps, progress=tick)
+        kept = verified_plans(run.rows)
+        from maestro_plan.whatif.sweep import with_factor
+
+        every = scenarios + [with_factor(next(s for s in scenarios if s.group == r["group"]), r["value"]) for r in run.rows[len(scenarios):]]
+
+        def folders(stage: Path) -> None:
+            if plans:
+                write_scenario_folders(stage, inputs, every, kept, base_plan, emit=emit)
+
+        written = write_outputs(out, run.rows, base=base_plan, parameter=parameter, inputs=inputs, plot=plot, extra=folders)
         if json_out:
             emit_json(sweep_document(run.rows, base=base_plan, parameter=parameter, inputs=inputs))
             return
-        console.print(_result_table(run.rows, f"sweep over {parameter} (base ${base_plan.cost_per_hour:,.2f}/h)"))
-        bad = next((r for r in run.rows if not r["feasible"]), None)
-        if bad is not None:
-            console.print(f"the fleet runs out at {escape(str(bad['value']))} ({escape(bad['scenario'])})")
-        console.print(f"wrote {', '.join(str(p) for p in written)}")
+        print_table(_result_table(run.rows, f"sweep over {parameter} (base ${base_plan.cost_per_hour:,.2f}/h)"), drop=DROP, wrap=WRAP)
+        for b in brackets(run.rows):
+            console.print(escape(bracket_text(b, parameter)))
+        console.print(f"wrote {', '.join(escape(str(p)) for p in written)}")
+        next_steps(out if plans else None, kept, every)
 
     @app.command("diff")
     @guarded
     def diff_cmd(
         old: Annotated[Path, typer.Argument(help="The plan in force (plan.json or its folder)")],
         new: Annotated[Path, typer.Argument(help="The new plan")],
+        inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="With -m/-w: refuse an OLD plan made from other inputs (stale)")] = None,
+        models: Annotated[Path | None, typer.Option("--models", "-m", help="Model catalogue OLD must have been made from")] = None,
+        workloads: Annotated[Path | None, typer.Option("--workloads", "-w", help="Workloads OLD must have been made from")] = None,
         json_out: JsonOpt = False,
     ) -> None:
-        """What changes from OLD to NEW: + added, - removed, ~ moved or resized replicas, and the cost delta."""
+        """What changes from OLD to NEW: + added, - removed, ~ moved or resized replicas, and the cost delta.
+
+        With any of --inventory/--models/--workloads, OLD is first checked against those inputs (a
+        stale plan exits 2)."""
         from maestro_plan.plan.io import read_plan
         from maestro_plan.whatif.diff import diff_plans
 
-        d = diff_plans(read_plan(old), read_plan(new))
+        p_old = read_plan(old)
+        if inventory or models or workloads:
+            _require_current(p_old, old, inventory, models, workloads)
+        d = diff_plans(p_old, read_plan(new))
         if json_out:
             emit_json(d.to_json())
             return
@@ -408,6 +525,8 @@ def register(app: typer.Typer) -> None:
         new: Annotated[Path, typer.Argument(help="The plan to roll out")],
         out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the ordered steps to this JSON file (rollout.json)")] = None,
         inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Inventory the plans were made from: its spare GPUs may stage replicas (default: only GPUs the plans use)")] = None,
+        models: Annotated[Path | None, typer.Option("--models", "-m", help="With -w: refuse an OLD plan made from other inputs (stale)")] = None,
+        workloads: Annotated[Path | None, typer.Option("--workloads", "-w", help="With -m: refuse an OLD plan made from other inputs (stale)")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Ordered rollout from OLD to NEW that never drops capacity below demand.
@@ -424,6 +543,8 @@ def register(app: typer.Typer) -> None:
         from maestro_plan.whatif.rollout import plan_rollout
 
         p_old, p_new = read_plan(old), read_plan(new)
+        if models or workloads:
+            _require_current(p_old, old, inventory, models, workloads)
         inv = load_inventory(inventory)[0] if inventory is not None else None
         if inv is not None and inv.name not in (p_old.inputs.inventory_name, p_new.inputs.inventory_name):
             raise InputError(

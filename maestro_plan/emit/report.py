@@ -23,10 +23,14 @@ from typing import Any
 from maestro_plan.emit.common import engine_defaults, node_index, rnd, standby_ref, write
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
+from maestro_plan.units import amount_text
 
 GIB = 2**30
-MAX_MEMORY_ROWS = 64
-"""GPUs drawn in the memory map (a fleet plan can use hundreds; the report says when it is cut)."""
+MEMORY_ROWS_PER_PAGE = 96
+"""GPUs per memory-map image: every used GPU is drawn, on as many pages (memory-map.png,
+memory-map-2.png, ...) as it takes; 96 rows keep a page under 33 inches at the 0.32-inch row pitch."""
+OVERHEAD_GREY = "#9e9e9e"
+"""Activation + non-torch overhead in the memory map; no model colour is grey (_colors)."""
 MAX_REPLICA_ROWS = 200
 
 
@@ -223,7 +227,7 @@ def print_summary(plan: Plan, inputs: Inputs, console: Any = None) -> dict[str, 
         for col in ("constraint", "subject", "slack"):
             t.add_column(col)
         for b in s["binding"]:
-            t.add_row(b["constraint"], b["subject"], f"{b['slack']:g} {b['unit']}".strip())
+            t.add_row(b["constraint"], b["subject"], amount_text(b["slack"], b["unit"]))
         con.print(t)
     return s
 
@@ -252,26 +256,50 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def _colors(models: list[str]) -> dict[str, Any]:
+def _colors(keys: list[str]) -> dict[str, Any]:
+    """One colour per distinct key, no two alike and none grey: tab20 (strong, then light hues) without its grey pair, then
+    tab20b and tab20c without their grey block (54 colours), then evenly spaced hues."""
+    import colorsys
+
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab20"]
-    return {m: cmap(i % 20) for i, m in enumerate(sorted(models))}
+    tab20 = matplotlib.colormaps["tab20"]
+    palette = [tab20(i) for i in (*range(0, 20, 2), *range(1, 20, 2)) if i not in (14, 15)]  # strong hues first
+    palette += [matplotlib.colormaps["tab20b"](i) for i in range(20)]
+    palette += [matplotlib.colormaps["tab20c"](i) for i in range(16)]
+    uniq = sorted(set(keys))
+    extra = max(0, len(uniq) - len(palette))
+    palette += [(*colorsys.hsv_to_rgb((0.618034 * k) % 1.0, 0.75, 0.85), 1.0) for k in range(extra)]
+    return {m: palette[i] for i, m in enumerate(uniq)}
+
+
+def memory_rows(plan: Plan, inputs: Inputs) -> list[tuple[str, str, int]]:
+    """(cluster, node, GPU index) of every GPU a replica uses, node by node (idle GPUs are left out)."""
+    nodes = node_index(inputs)
+    used = {(r.cluster, n, g) for r in plan.replicas for n in [r.node, *r.worker_nodes] for g in r.gpu_indices if n in nodes}
+    return sorted(used)
+
+
+def plot_memory_pages(plan: Plan, inputs: Inputs) -> list[bytes]:
+    """The memory map of every used GPU, MEMORY_ROWS_PER_PAGE GPUs per image (at least one image)."""
+    rows = memory_rows(plan, inputs)
+    colors = _colors([r.model for r in plan.replicas])
+    pages = [rows[i:i + MEMORY_ROWS_PER_PAGE] for i in range(0, len(rows), MEMORY_ROWS_PER_PAGE)] or [[]]
+    return [_memory_page(plan, inputs, page, colors, k + 1, len(pages)) for k, page in enumerate(pages)]
 
 
 def plot_memory_map(plan: Plan, inputs: Inputs) -> tuple[bytes, bool]:
-    """Horizontal stacked bars, one row per GPU of every node the plan uses: each replica's weights
-    (solid), KV reservation (hatched) and activation/non-torch overhead (grey), against the GPU's HBM."""
+    """The first memory-map page, and whether there are more."""
+    pages = plot_memory_pages(plan, inputs)
+    return pages[0], len(pages) > 1
+
+
+def _memory_page(plan: Plan, inputs: Inputs, rows: list[tuple[str, str, int]], colors: dict[str, Any], page: int, pages: int) -> bytes:
+    """Horizontal stacked bars, one row per used GPU: each replica's weights (solid), KV reservation
+    (hatched) and activation/non-torch overhead (grey), against the GPU's HBM (black tick). The
+    legend sits outside the axes, so it covers no bar."""
     nodes = node_index(inputs)
-    used_nodes = sorted({(r.cluster, n) for r in plan.replicas for n in [r.node, *r.worker_nodes]})
-    rows: list[tuple[str, str, int]] = []
-    for c, n in used_nodes:
-        for g in range(nodes[n].pool.gpus_per_node):
-            rows.append((c, n, g))
-    cut = len(rows) > MAX_MEMORY_ROWS
-    rows = rows[:MAX_MEMORY_ROWS]
-    colors = _colors([r.model for r in plan.replicas])
-    fig = _figure(11, max(2.5, 0.32 * len(rows) + 1.4))
+    fig = _figure(13, max(2.5, 0.32 * len(rows) + 1.6))
     ax = fig.add_subplot(1, 1, 1)
     labels = []
     seen_models: set[str] = set()
@@ -285,7 +313,7 @@ def plot_memory_map(plan: Plan, inputs: Inputs) -> tuple[bytes, bool]:
                 v = b / GIB
                 if v <= 0:
                     continue
-                color = "#bbbbbb" if kind == "overhead" else colors[r.model]
+                color = OVERHEAD_GREY if kind == "overhead" else colors[r.model]
                 ax.barh(y, v, left=left, color=color, hatch="//" if kind == "kv" else None, edgecolor="white", linewidth=0.5,
                         label=r.model if (kind == "weights" and r.model not in seen_models) else None)
                 if kind == "weights":
@@ -297,11 +325,13 @@ def plot_memory_map(plan: Plan, inputs: Inputs) -> tuple[bytes, bool]:
     ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("GiB per GPU (solid: weights, hatched: KV reservation, grey: activation + non-torch; black tick: HBM)")
-    ax.set_title("GPU memory map" + (f" (first {MAX_MEMORY_ROWS} GPUs)" if cut else ""))
+    ax.set_title(f"GPU memory map: {len(rows)} used GPUs" + (f" (page {page} of {pages})" if pages > 1 else ""))
     if seen_models:
-        ax.legend(loc="lower right", fontsize=7)
+        handles, names = ax.get_legend_handles_labels()
+        order = sorted(range(len(names)), key=lambda i: names[i])
+        ax.legend([handles[i] for i in order], [names[i] for i in order], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, borderaxespad=0)
     fig.tight_layout()
-    return _png(fig), cut
+    return _png(fig)
 
 
 def plot_cost(summary: dict[str, Any]) -> bytes:
@@ -325,20 +355,26 @@ def plot_cost(summary: dict[str, Any]) -> bytes:
 
 
 def plot_capacity(summary: dict[str, Any]) -> bytes:
+    """Demand, routed load and planned capacity per model on a log scale, so that a model serving
+    0.1 req/s shows beside one serving 100."""
     ms = summary["models"]
     names = [m["model"] for m in ms]
-    fig = _figure(max(6, 0.9 * len(names) + 2), 4.2)
+    fig = _figure(max(6, 0.9 * len(names) + 2), 4.6)
     ax = fig.add_subplot(1, 1, 1)
     x = list(range(len(names)))
     w = 0.27
     ax.bar([i - w for i in x], [m["demand_rps"] for m in ms], w, label="demand", color="#d62728")
     ax.bar(x, [m["load_rps"] for m in ms], w, label="routed load", color="#ff7f0e")
     ax.bar([i + w for i in x], [m["capacity_rps"] for m in ms], w, label="planned capacity", color="#1f77b4")
+    values = [v for m in ms for v in (m["demand_rps"], m["load_rps"], m["capacity_rps"]) if v and v > 0]
+    if values:
+        ax.set_yscale("log")
+        ax.set_ylim(min(values) / 2, max(values) * 3)
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("requests/s")
+    ax.set_ylabel("requests/s (log scale)")
     ax.set_title("Capacity vs demand per model")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return _png(fig)
 
@@ -356,6 +392,14 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
     return str(v)
+
+
+def memory_page_file(page: int) -> str:
+    return "plots/memory-map.png" if page == 1 else f"plots/memory-map-{page}.png"
+
+
+def memory_pages(plan: Plan, inputs: Inputs) -> int:
+    return max(1, -(-len(memory_rows(plan, inputs)) // MEMORY_ROWS_PER_PAGE))
 
 
 def report_blocks(plan: Plan, inputs: Inputs, s: dict[str, Any], memory_cut: bool) -> list[Block]:
@@ -381,14 +425,14 @@ def report_blocks(plan: Plan, inputs: Inputs, s: dict[str, Any], memory_cut: boo
         ("img", "plots/capacity-vs-demand.png", "Capacity vs demand per model"),
         ("h2", "GPU memory map"),
         ("p", "Per GPU: each replica's weights, KV-cache reservation (--kv-cache-memory-bytes) and activation/non-torch overhead against the GPU's memory."
-              + (f" Only the first {MAX_MEMORY_ROWS} GPUs are drawn." if memory_cut else "")),
-        ("img", "plots/memory-map.png", "GPU memory map"),
+              + (f" Every used GPU is drawn, {MEMORY_ROWS_PER_PAGE} per image." if memory_cut else "")),
+        *[("img", memory_page_file(k), "GPU memory map" + (f", page {k}" if k > 1 else "")) for k in range(1, memory_pages(plan, inputs) + 1)],
         ("h2", "KV cache reservation"),
         ("p", f"Reserved from predicted request lengths: {_gib(kv['predicted_bytes'])}; the naive reservation (max_model_len x max_num_seqs per replica) would be {_gib(kv['naive_bytes'])}: {kv['saved_fraction']:.0%} less HBM for KV."),
     ]
     blocks.append(("h2", "Binding constraints"))
     if s["binding"]:
-        blocks.append(("table", ["constraint", "subject", "slack"], [[b["constraint"], b["subject"], f"{b['slack']:g} {b['unit']}".strip()] for b in s["binding"]]))
+        blocks.append(("table", ["constraint", "subject", "slack"], [[b["constraint"], b["subject"], amount_text(b["slack"], b["unit"])] for b in s["binding"]]))
     else:
         blocks.append(("p", "The plan records no binding constraints."))
     reps = sorted(plan.replicas, key=lambda r: (r.cluster, r.node, r.id))
@@ -467,9 +511,9 @@ def render_html(blocks: list[Block], title: str) -> str:
 def emit_report(plan: Plan, inputs: Inputs, out_dir: Path) -> list[Path]:
     """Write DIR/report.md, DIR/report.html and DIR/plots/*.png."""
     s = summary_data(plan, inputs)
-    mem_png, cut = plot_memory_map(plan, inputs)
-    written = [
-        write(out_dir, "plots/memory-map.png", mem_png),
+    pages = plot_memory_pages(plan, inputs)
+    cut = len(pages) > 1
+    written = [write(out_dir, memory_page_file(k + 1), png) for k, png in enumerate(pages)] + [
         write(out_dir, "plots/cost-by-cluster.png", plot_cost(s)),
         write(out_dir, "plots/capacity-vs-demand.png", plot_capacity(s)),
     ]

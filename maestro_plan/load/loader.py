@@ -287,7 +287,9 @@ def check_fleet_size(inv: Inventory, file: str | Path, col: Collector) -> None:
         )
 
 
-def check_models(models: dict[str, ModelSpec], where: dict[str, Path], inv: Inventory | None, col: Collector) -> None:
+def check_models(models: dict[str, ModelSpec], where: dict[str, Path], inv: Inventory | None, col: Collector, used: set[str] | None = None) -> None:
+    """Per-model checks. The fleet-size check applies to `used` models only (None: all): a catalogue
+    model no workflow calls is not planned, so a fleet too small for it is no error."""
     max_gpus = max((p.gpus_per_node for c in inv.clusters for p in c.node_pools), default=None) if inv else None
     for mid, m in models.items():
         a = m.architecture
@@ -301,12 +303,13 @@ def check_models(models: dict[str, ModelSpec], where: dict[str, Path], inv: Inve
                     field=f"tp_degrees[{ti}]",
                     hint="vLLM needs heads % TP == 0 and (kv_heads % TP == 0 or TP % kv_heads == 0); remove this degree.",
                 )
-        if max_gpus is not None and min(m.tp_degrees) > max_gpus:
+        if max_gpus is not None and min(m.tp_degrees) > max_gpus and (used is None or mid in used):
             col.add(
                 f"model '{mid}' needs at least TP {min(m.tp_degrees)}, but no node of the fleet has more than {max_gpus} GPUs.",
                 file=where.get(mid),
                 field="tp_degrees",
-                hint=f"allow a TP degree of at most {max_gpus}, or add larger nodes to the inventory.",
+                hint=f"add nodes of at least {min(m.tp_degrees)} GPUs to the inventory, or serve the workflows that call it with a smaller model "
+                "(its tp_degrees are the ones its weights need).",
             )
 
 
@@ -369,7 +372,7 @@ def load_inputs(inventory: str | Path | None = None, models: str | Path | None =
     assert inv is not None and mods is not None and wfs is not None and inv_file is not None
     gpus = load_gpu_types(list(inv.gpu_types))
     check_inventory(inv, gpus, inv_file, col)
-    check_models(mods, mod_where, inv, col)
+    check_models(mods, mod_where, inv, col, used={r.model for w in wfs for r in w.roles})
     check_workflows(wfs, wf_where, mods, inv, col)
     col.raise_if_any()
     return Inputs(

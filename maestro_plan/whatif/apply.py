@@ -12,12 +12,10 @@ import re
 from pathlib import Path
 
 from maestro_plan.errors import Collector, InputError
-from maestro_plan.load.loader import check_fleet_size, parse_as
-from maestro_plan.load.schema import Cluster, Inputs, Inventory, ModelSpec, NodePool, Workflow
+from maestro_plan.load.loader import check_fleet_size
+from maestro_plan.load.schema import Cluster, Inputs, Inventory, NodePool
 from maestro_plan.whatif.scenario import (
     AddGpus,
-    AddModel,
-    AddWorkflow,
     Remove,
     RemoveGpus,
     ScaleDemand,
@@ -34,25 +32,7 @@ def apply_scenario(inputs: Inputs, scenario: Scenario, *, origin: str | Path = "
         validate_scenario(scenario, inputs, origin=origin, prefix=prefix)
     out = inputs
     for j, e in enumerate(scenario.edits):
-        where = f"{prefix}edits[{j}].{e.kind}"
-        if isinstance(e, ScaleDemand):
-            out = _scale_demand(out, e)
-        elif isinstance(e, Remove):
-            out = _remove(out, e, str(origin), where)
-        elif isinstance(e, AddGpus):
-            out = _add_gpus(out, e, str(origin), where)
-        elif isinstance(e, RemoveGpus):
-            out = _remove_gpus(out, e, str(origin), where)
-        elif isinstance(e, SetPrice):
-            out = _set_price(out, e)
-        elif isinstance(e, SetSlo):
-            out = _set_slo(out, e)
-        elif isinstance(e, AddModel):
-            m = parse_as(ModelSpec, e.spec, str(origin), f"{where}.spec")
-            out = out.model_copy(update={"models": {**out.models, m.id: m}})
-        elif isinstance(e, AddWorkflow):
-            w = parse_as(Workflow, e.spec, str(origin), f"{where}.spec")
-            out = out.model_copy(update={"workflows": sorted([*out.workflows, w], key=lambda x: x.name)})
+        out = e.apply(out, str(origin), f"{prefix}edits[{j}].{e.kind}")  # each edit owns its apply()
     col = Collector()
     check_fleet_size(out.inventory, str(origin), col)  # added GPUs: bounded before any work
     col.raise_if_any()
@@ -64,7 +44,7 @@ def apply_scenario(inputs: Inputs, scenario: Scenario, *, origin: str | Path = "
 # --------------------------------------------------------------------------------------------
 
 
-def _scale_demand(inputs: Inputs, e: ScaleDemand) -> Inputs:
+def scale_demand(inputs: Inputs, e: ScaleDemand) -> Inputs:
     wfs = []
     for w in inputs.workflows:
         if e.workflow is not None and w.name != e.workflow:
@@ -78,7 +58,7 @@ def _scale_demand(inputs: Inputs, e: ScaleDemand) -> Inputs:
     return inputs.model_copy(update={"workflows": wfs})
 
 
-def _set_slo(inputs: Inputs, e: SetSlo) -> Inputs:
+def set_slo(inputs: Inputs, e: SetSlo) -> Inputs:
     wfs = []
     for w in inputs.workflows:
         if e.workflow is not None and w.name != e.workflow:
@@ -132,7 +112,7 @@ def _without_nodes(pool: NodePool, drop: set[str]) -> NodePool | None:
     return pool.model_copy(update={"nodes": left, "count": None})
 
 
-def _remove(inputs: Inputs, e: Remove, origin: str, where: str) -> Inputs:
+def remove(inputs: Inputs, e: Remove, origin: str, where: str) -> Inputs:
     if e.cluster is not None:
         return _with_clusters(inputs, [c for c in inputs.inventory.clusters if c.name != e.cluster], origin, where)
     if e.zone is not None:
@@ -166,7 +146,7 @@ def _taken_names(inv: Inventory) -> set[str]:
     return out
 
 
-def _add_gpus(inputs: Inputs, e: AddGpus, origin: str, where: str) -> Inputs:
+def add_gpus(inputs: Inputs, e: AddGpus, origin: str, where: str) -> Inputs:
     inv = inputs.inventory
     cluster = next((c for c in inv.clusters if c.name == e.cluster), None)
     if cluster is None:
@@ -229,7 +209,7 @@ def _add_gpus(inputs: Inputs, e: AddGpus, origin: str, where: str) -> Inputs:
     return _with_clusters(inputs, clusters, origin, where)
 
 
-def _remove_gpus(inputs: Inputs, e: RemoveGpus, origin: str, where: str) -> Inputs:
+def remove_gpus(inputs: Inputs, e: RemoveGpus, origin: str, where: str) -> Inputs:
     inv = inputs.inventory
     cluster = next((c for c in inv.clusters if c.name == e.cluster), None)
     if cluster is None:
@@ -257,7 +237,7 @@ def _remove_gpus(inputs: Inputs, e: RemoveGpus, origin: str, where: str) -> Inpu
     return _rebuild(inputs, lambda c, p: _without_nodes(p, drop) if c.name == e.cluster else p, origin, where)
 
 
-def _set_price(inputs: Inputs, e: SetPrice) -> Inputs:
+def set_price(inputs: Inputs, e: SetPrice) -> Inputs:
     default = inputs.gpu_types[e.gpu_type].price_per_gpu_hour
 
     def edit(c: Cluster, p: NodePool) -> NodePool:

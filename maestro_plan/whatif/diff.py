@@ -9,10 +9,16 @@ Identity rule (how a replica of OLD is recognised in NEW):
    predicted latency are outcomes of routing, not engine settings, and never count as a change.
    When one plan holds several replicas with the same key (engines sharing a GPU), those with
    identical engine settings pair first, then the rest in id order.
-2. Replicas left over on both sides are paired per model as `~ moved` (the engine goes from one
-   place to another), preferring the same cluster, then the same GPU type, then the same TP, in
-   sorted key order; the pairing is for reading only - a move is rolled out as add + remove.
+2. Replicas left over on both sides are paired as `~ moved` (the engine goes from one place to
+   another) only when they have the same model and *shape* (GPU type, TP, GPU slice): in the
+   same cluster and pool first, then the same cluster, then anywhere, in sorted key order. A TP2
+   H200 engine is never "moved" to a TP8 H100 one: that is a remove and an add. The pairing is
+   for reading only - a move is rolled out as add + remove.
 3. What is still left over is `+ added` (only in NEW) or `- removed` (only in OLD).
+
+Each replica is printed by its *address*, stable like a terraform resource address and free of
+GPU indices: model/cluster/pool/shape/ordinal (e.g. llama-3.1-8b/us-east/h100-p5-use1a/h100-sxm-tp1/0),
+the ordinal counting the replicas of one (model, cluster, pool, shape) in node and GPU order.
 Standbys (models warm in host DRAM) are matched by (model, cluster, node).
 """
 
@@ -44,6 +50,31 @@ ReplicaKey = tuple[str, str, str, tuple[int, ...], int]
 def replica_key(r: Replica) -> ReplicaKey:
     """The placement identity of a replica: (model, cluster, node, GPU indices, TP)."""
     return (r.model, r.cluster, r.node, tuple(sorted(r.gpu_indices)), r.tp)
+
+
+Shape = tuple[str, str, int, int]
+
+
+def shape(r: Replica) -> Shape:
+    """What makes two engines interchangeable: model, GPU type, TP and GPU slice (eighths)."""
+    return (r.model, r.gpu_type, r.tp, round(r.compute_share * 8))
+
+
+def shape_text(r: Replica) -> str:
+    share = "" if r.compute_share >= 1 - 1e-9 else f"-slice{r.compute_share:g}"
+    return f"{r.gpu_type}-tp{r.tp}{share}"
+
+
+def addresses(replicas: list[Replica]) -> dict[str, str]:
+    """Replica id -> stable address model/cluster/pool/shape/ordinal (see the module docstring)."""
+    groups: dict[tuple[str, ...], list[Replica]] = defaultdict(list)
+    for r in replicas:
+        groups[(r.model, r.cluster, r.node_pool, shape_text(r))].append(r)
+    out = {}
+    for key, rs in groups.items():
+        for i, r in enumerate(sorted(rs, key=lambda r: (r.node, sorted(r.gpu_indices), r.id))):
+            out[r.id] = "/".join([*key, str(i)])
+    return out
 
 
 def _gpus(idx: list[int] | tuple[int, ...]) -> str:
@@ -82,6 +113,8 @@ class Change:
     fields: tuple[str, ...] = ()
     old_standby: Standby | None = None
     new_standby: Standby | None = None
+    old_address: str = ""
+    new_address: str = ""
 
     @property
     def cluster(self) -> str:
@@ -99,17 +132,17 @@ class Change:
     def text(self) -> str:
         if self.kind == "added":
             assert self.new
-            return f"+ {self.model:<16} {place(self.new)}  cap {self.new.capacity_rps:.3g} rps  {_money(self.cost_delta)}/h"
+            return f"+ {self.new_address or self.model}  ({place(self.new)})  cap {self.new.capacity_rps:.3g} rps  {_money(self.cost_delta)}/h"
         if self.kind == "removed":
             assert self.old
-            return f"- {self.model:<16} {place(self.old)}  cap {self.old.capacity_rps:.3g} rps  {_money(self.cost_delta)}/h"
+            return f"- {self.old_address or self.model}  ({place(self.old)})  cap {self.old.capacity_rps:.3g} rps  {_money(self.cost_delta)}/h"
         if self.kind == "moved":
             assert self.old and self.new
-            return f"~ {self.model:<16} {place(self.old)} -> {place(self.new)}  (moved)  {_money(self.cost_delta)}/h"
+            return f"~ {self.old_address or self.model} -> {self.new_address}  (moved)  {place(self.old)} -> {place(self.new)}  {_money(self.cost_delta)}/h"
         if self.kind == "resized":
             assert self.old and self.new
             parts = [f"{f} {_fmt(getattr(self.old, f))} -> {_fmt(getattr(self.new, f))}" for f in self.fields]
-            return f"~ {self.model:<16} {place(self.new)}  (resized: {', '.join(parts)})"
+            return f"~ {self.new_address or self.model}  ({place(self.new)}, resized: {', '.join(parts)})"
         s = self.new_standby or self.old_standby
         assert s is not None
         return f"{self.op} {self.model:<16} standby {s.cluster}/{s.node} (host DRAM)"
@@ -117,9 +150,9 @@ class Change:
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"op": self.op, "kind": self.kind, "model": self.model, "cluster": self.cluster, "cost_delta_per_hour": round(self.cost_delta, 6)}
         if self.old is not None:
-            d["old"] = {"id": self.old.id, "place": place(self.old), "capacity_rps": self.old.capacity_rps}
+            d["old"] = {"id": self.old.id, "address": self.old_address, "place": place(self.old), "capacity_rps": self.old.capacity_rps}
         if self.new is not None:
-            d["new"] = {"id": self.new.id, "place": place(self.new), "capacity_rps": self.new.capacity_rps}
+            d["new"] = {"id": self.new.id, "address": self.new_address, "place": place(self.new), "capacity_rps": self.new.capacity_rps}
         if self.fields:
             d["fields"] = {f: {"old": getattr(self.old, f), "new": getattr(self.new, f)} for f in self.fields}
         s = self.new_standby or self.old_standby
@@ -223,6 +256,7 @@ def match_replicas(old: list[Replica], new: list[Replica]) -> tuple[list[tuple[R
 
 
 def _pair_moves(only_old: list[Replica], only_new: list[Replica]) -> tuple[list[tuple[Replica, Replica]], list[Replica], list[Replica]]:
+    """Rule 2: same model and shape only; same cluster and pool first, then same cluster."""
     moves: list[tuple[Replica, Replica]] = []
     olds = sorted(only_old, key=replica_key)
     news = sorted(only_new, key=replica_key)
@@ -232,9 +266,9 @@ def _pair_moves(only_old: list[Replica], only_new: list[Replica]) -> tuple[list[
         best = None
         best_score: tuple[int, ...] | None = None
         for j, n in enumerate(news):
-            if j in used or n.model != o.model:
+            if j in used or shape(n) != shape(o):
                 continue
-            score = (n.cluster != o.cluster, n.gpu_type != o.gpu_type, n.tp != o.tp, j)
+            score = (n.cluster != o.cluster, n.node_pool != o.node_pool, j)
             if best_score is None or score < best_score:
                 best, best_score = j, score
         if best is None:
@@ -260,16 +294,17 @@ def diff_plans(old: Plan, new: Plan) -> PlanDiff:
     pairs, only_old, only_new = match_replicas(old.replicas, new.replicas)
     changes: list[Change] = []
     unchanged: list[tuple[Replica, Replica]] = []
+    ao, an = addresses(old.replicas), addresses(new.replicas)
     for a, b in pairs:
         fields = engine_changes(a, b)
         if fields:
-            changes.append(Change("~", "resized", a.model, a, b, tuple(fields)))
+            changes.append(Change("~", "resized", a.model, a, b, tuple(fields), old_address=ao[a.id], new_address=an[b.id]))
         else:
             unchanged.append((a, b))
     moves, only_old, only_new = _pair_moves(only_old, only_new)
-    changes += [Change("~", "moved", a.model, a, b) for a, b in moves]
-    changes += [Change("+", "added", r.model, None, r) for r in only_new]
-    changes += [Change("-", "removed", r.model, r, None) for r in only_old]
+    changes += [Change("~", "moved", a.model, a, b, old_address=ao[a.id], new_address=an[b.id]) for a, b in moves]
+    changes += [Change("+", "added", r.model, None, r, new_address=an[r.id]) for r in only_new]
+    changes += [Change("-", "removed", r.model, r, None, old_address=ao[r.id]) for r in only_old]
     sb_old = {(s.model, s.cluster, s.node): s for s in old.standby}
     sb_new = {(s.model, s.cluster, s.node): s for s in new.standby}
     changes += [Change("+", "standby-added", k[0], new_standby=sb_new[k]) for k in sorted(set(sb_new) - set(sb_old))]

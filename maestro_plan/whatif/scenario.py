@@ -1,7 +1,9 @@
 """What-if scenarios: typed edits of the inputs, a scenario file format, validation before any solve.
 
-A scenario is a named list of edits applied, in order, to the same base inputs (`apply.py` does the
-editing). Every edit is checked against the base inputs *before* anything is solved: an unknown
+A scenario is a named list of edits applied, in order, to the same base inputs. Each edit class
+owns its `validate(ctx, j)` (checks against the base names and earlier edits, collected in a
+`Check`) and its `apply(inputs, origin, where)` (the editing functions of `apply.py`); adding an
+edit kind is one class here. Every edit is checked against the base inputs *before* anything is solved: an unknown
 cluster, zone, node, node pool, source, workflow, model or GPU type is an InputError (exit 2) with
 the closest valid name as a hint; so are scale factors <= 0 and contradictory edits.
 
@@ -61,6 +63,12 @@ class _Edit(BaseModel):
     def describe(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def validate(self, ctx: Check, j: int) -> None:
+        """Check this edit (number `j` of its scenario) against the base inputs; problems go to ctx."""
+
+    def apply(self, inputs: Inputs, origin: str, where: str) -> Inputs:  # pragma: no cover - overridden
+        raise NotImplementedError
+
 
 class ScaleDemand(_Edit):
     """Multiply arrival rates: all of them, one workflow's, one source's, or one workflow from one source."""
@@ -73,6 +81,26 @@ class ScaleDemand(_Edit):
     def describe(self) -> str:
         sel = "/".join(x for x in (self.workflow, self.source) if x) or "all"
         return f"demand {sel} x{self.factor:g}"
+
+    def validate(self, ctx: Check, j: int) -> None:
+        bad = False
+        if self.workflow is not None:
+            bad |= ctx.unknown("workflow", self.workflow, ctx.workflows, "workflows", j, self.kind, "workflow")
+        if self.source is not None:
+            bad |= ctx.unknown("source", self.source, ctx.names.sources, "sources", j, self.kind, "source")
+        if not bad and self.workflow and self.source and (self.workflow, self.source) not in ctx.arrivals:
+            ctx.add(f"workflow '{self.workflow}' has no arrivals from source '{self.source}', so there is nothing to scale.", j, self.kind,
+                    hint=f"sources of '{self.workflow}': {', '.join(sorted(s for w, s in ctx.arrivals if w == self.workflow))}.")
+        key = (self.workflow, self.source)
+        if key in ctx.scale_sel:
+            ctx.add(f"demand of {self.describe().split(' x')[0].removeprefix('demand ')} is scaled twice (edits {ctx.scale_sel[key]} and {j}).", j, self.kind,
+                    hint="give one factor per workflow/source selector (different selectors multiply).")
+        ctx.scale_sel[key] = j
+
+    def apply(self, inputs: Inputs, origin: str, where: str) -> Inputs:
+        from maestro_plan.whatif.apply import scale_demand
+
+        return scale_demand(inputs, self)
 
 
 class Remove(_Edit):
@@ -104,6 +132,33 @@ class Remove(_Edit):
         k, v = self.target()
         return f"remove {k.replace('_', ' ')} {v}"
 
+    def validate(self, ctx: Check, j: int) -> None:
+        k, v = self.target()
+        if self.cluster is not None:
+            if not ctx.unknown("cluster", self.cluster, ctx.names.clusters, "clusters", j, self.kind, "cluster"):
+                ctx.removed_clusters.add(self.cluster)
+        elif self.zone is not None:
+            if not ctx.unknown("zone", self.zone, ctx.names.zones, "zones", j, self.kind, "zone"):
+                ctx.removed_zones.add(self.zone)
+        elif self.node_pool is not None:
+            ctx.unknown("node_pool", self.node_pool, ctx.names.pools, "node pools", j, self.kind, "node_pool")
+        else:
+            for ni, n in enumerate(self.nodes or []):
+                if n not in ctx.names.nodes:
+                    ctx.add(f"node '{n}' is not in the base inputs.", j, self.kind, f"nodes[{ni}]", hint=unknown_name_hint(n, ctx.names.nodes, "nodes"))
+                elif ("node", n) in ctx.removed:
+                    ctx.add(f"node '{n}' is removed twice.", j, self.kind, f"nodes[{ni}]", hint="name it once.")
+                ctx.removed[("node", n)] = j
+            return
+        if (k, v) in ctx.removed:
+            ctx.add(f"{k.replace('_', ' ')} '{v}' is removed twice (edits {ctx.removed[(k, v)]} and {j}).", j, self.kind, k, hint="remove it once.")
+        ctx.removed[(k, v)] = j
+
+    def apply(self, inputs: Inputs, origin: str, where: str) -> Inputs:
+        from maestro_plan.whatif.apply import remove
+
+        return remove(inputs, self, origin, where)
+
 
 class AddGpus(_Edit):
     """Add `count` GPUs of `gpu_type` in `cluster`: grow a pool of that type, or add a new pool."""
@@ -122,6 +177,26 @@ class AddGpus(_Edit):
     def describe(self) -> str:
         return f"+{self.count} {self.gpu_type} in {self.cluster}"
 
+    def validate(self, ctx: Check, j: int) -> None:
+        """Known cluster and GPU type; one add_gpus or remove_gpus per (cluster, GPU type)."""
+        if ctx.unknown("cluster", self.cluster, ctx.names.clusters, "clusters", j, self.kind, "cluster") or ctx.gpu_type(self, j):
+            return
+        if isinstance(self, RemoveGpus) and self.gpu_type not in ctx.names.types_in[self.cluster]:
+            ctx.add(f"cluster '{self.cluster}' has no {self.gpu_type} GPUs to remove.", j, self.kind, "gpu_type",
+                    hint=f"GPU types in {self.cluster}: {', '.join(sorted(ctx.names.types_in[self.cluster]))}.")
+        key = (self.cluster, self.gpu_type)
+        if key in ctx.gpu_sel:
+            other_kind, other_j = ctx.gpu_sel[key]
+            what = "added and removed" if other_kind != self.kind else ("added" if self.kind == "add_gpus" else "removed")
+            ctx.add(f"{self.gpu_type} GPUs in {self.cluster} are {what} by two edits ({other_j} and {j}).", j, self.kind,
+                    hint="give one add_gpus or remove_gpus per cluster and GPU type, with the net count.")
+        ctx.gpu_sel[key] = (self.kind, j)
+
+    def apply(self, inputs: Inputs, origin: str, where: str) -> Inputs:
+        from maestro_plan.whatif.apply import add_gpus
+
+        return add_gpus(inputs, self, origin, where)
+
 
 class RemoveGpus(_Edit):
     """Remove `count` GPUs of `gpu_type` from `cluster` (whole nodes, last pool and last node first)."""
@@ -133,6 +208,13 @@ class RemoveGpus(_Edit):
 
     def describe(self) -> str:
         return f"-{self.count} {self.gpu_type} in {self.cluster}"
+
+    validate = AddGpus.validate
+
+    def apply(self, inputs: Inputs, origin: str, where: str) -> Inputs:
+        from maestro_plan.whatif.apply import remove_gpus
+
+        return remove_gpus(inputs, self, origin, where)
 
 
 class SetPrice(_Edit):
@@ -154,6 +236,23 @@ class SetPrice(_Edit):
         where = f" in {self.cluster}" if self.cluster else ""
         what = f"x{self.factor:g}" if self.factor is not None else f"${self.price_per_gpu_hour:g}/GPU-h"
         return f"price {self.gpu_type}{where} {what}"
+
+    def validate(self, ctx: Check, j: int) -> None:
+        if ctx.gpu_type(self, j):
+            return
+        if self.cluster is not None and ctx.unknown("cluster", self.cluster, ctx.names.clusters, "clusters", j, self.kind, "cluster"):
+            return
+        for (t, c), jj in ctx.price_sel.items():
+            if t == self.gpu_type and (c is None or self.cluster is None or c == self.cluster):
+                ctx.add(f"the price of {self.gpu_type}{' in ' + self.cluster if self.cluster else ''} is set twice (edits {jj} and {j}).", j, self.kind,
+                        hint="give one price edit per GPU type and cluster.")
+                break
+        ctx.price_sel[(self.gpu_type, self.cluster)] = j
+
+    def apply(self, inputs: Inputs, origin: str, where: str) -> Inputs:
+        from maestro_plan.whatif.apply import set_price
+
+        return set_price(inputs, self)
 
 
 class SetSlo(_Edit):
@@ -183,6 +282,20 @@ class SetSlo(_Edit):
             parts.append(f"p{self.percentile:g}")
         return f"slo {self.workflow or 'all'} {' '.join(parts)}"
 
+    def validate(self, ctx: Check, j: int) -> None:
+        if self.workflow is not None and ctx.unknown("workflow", self.workflow, ctx.workflows, "workflows", j, self.kind, "workflow"):
+            return
+        for w, jj in ctx.slo_sel.items():
+            if w is None or self.workflow is None or w == self.workflow:
+                ctx.add(f"the SLO of {self.workflow or 'every workflow'} is set twice (edits {jj} and {j}).", j, self.kind, hint="give one SLO edit per workflow.")
+                break
+        ctx.slo_sel[self.workflow] = j
+
+    def apply(self, inputs: Inputs, origin: str, where: str) -> Inputs:
+        from maestro_plan.whatif.apply import set_slo
+
+        return set_slo(inputs, self)
+
 
 class AddModel(_Edit):
     """Add a catalogue entry (a models/*.yaml document, from a file or inline)."""
@@ -200,6 +313,11 @@ class AddModel(_Edit):
     def describe(self) -> str:
         return f"add model {self.file or (self.spec or {}).get('id', '?')}"
 
+    def apply(self, inputs: Inputs, origin: str, where: str) -> Inputs:
+        """(Checked with the other additions, before any edit: see validate_scenario.)"""
+        m = parse_as(ModelSpec, self.spec, origin, f"{where}.spec")
+        return inputs.model_copy(update={"models": {**inputs.models, m.id: m}})
+
 
 class AddWorkflow(_Edit):
     """Add a workflow (a workloads/*.yaml document, from a file or inline)."""
@@ -216,6 +334,11 @@ class AddWorkflow(_Edit):
 
     def describe(self) -> str:
         return f"add workflow {self.file or (self.spec or {}).get('name', '?')}"
+
+    def apply(self, inputs: Inputs, origin: str, where: str) -> Inputs:
+        """(Checked with the other additions, before any edit: see validate_scenario.)"""
+        w = parse_as(Workflow, self.spec, origin, f"{where}.spec")
+        return inputs.model_copy(update={"workflows": sorted([*inputs.workflows, w], key=lambda x: x.name)})
 
 
 Edit = Annotated[
@@ -245,6 +368,7 @@ class Scenario(BaseModel):
     description: str = ""
     edits: list[Edit] = Field(default_factory=list)
     value: float | str | None = Field(None, description="The swept value this scenario stands for (sweeps set it)")
+    group: str = Field("", description="In a grid of several axes: the other axes' scenario names (rows of one group share them)")
 
     @model_validator(mode="before")
     @classmethod
@@ -362,6 +486,42 @@ def _field(prefix: str, j: int, kind: str, name: str | None = None) -> str:
     return f"{head}.{name}" if name else head
 
 
+class Check:
+    """What an edit's validate() checks against: the base names (plus what the scenario adds), the
+    problems found so far, and what earlier edits of the scenario already select (contradictions)."""
+
+    def __init__(self, names: _Names, col: Collector, origin: str, prefix: str, workflows: set[str], arrivals: set[tuple[str, str]]) -> None:
+        self.names, self.col, self.file, self.prefix = names, col, origin, prefix
+        self.workflows, self.arrivals = workflows, arrivals
+        self.removed: dict[tuple[str, str], int] = {}
+        self.removed_clusters: set[str] = set()
+        self.removed_zones: set[str] = set()
+        self.scale_sel: dict[tuple[str | None, str | None], int] = {}
+        self.price_sel: dict[tuple[str, str | None], int] = {}
+        self.slo_sel: dict[str | None, int] = {}
+        self.gpu_sel: dict[tuple[str, str], tuple[str, int]] = {}
+
+    def field(self, j: int, kind: str, name: str | None = None) -> str:
+        return _field(self.prefix, j, kind, name)
+
+    def add(self, message: str, j: int, kind: str, name: str | None = None, hint: str | None = None) -> None:
+        self.col.add(message, file=self.file, field=self.field(j, kind, name), hint=hint)
+
+    def unknown(self, kind: str, value: str, choices: set[str] | dict, what: str, j: int, edit_kind: str, fld: str) -> bool:
+        """Report `value` when it is not among `choices`; True when it was unknown."""
+        if value in choices:
+            return False
+        self.add(f"{kind} '{value}' is not in the base inputs.", j, edit_kind, fld, hint=unknown_name_hint(value, choices, what))
+        return True
+
+    def gpu_type(self, e: Any, j: int) -> bool:
+        """Report an unknown GPU type; True when it was unknown."""
+        if e.gpu_type in self.names.gpu_types:
+            return False
+        self.add(f"GPU type '{e.gpu_type}' is not known.", j, e.kind, "gpu_type", hint=unknown_name_hint(e.gpu_type, self.names.gpu_types, "GPU types"))
+        return True
+
+
 def validate_scenario(scenario: Scenario, inputs: Inputs, *, origin: str | Path = "scenario", prefix: str = "") -> None:
     """Check every edit of `scenario` against `inputs`; raise one InputError listing all problems.
 
@@ -371,26 +531,20 @@ def validate_scenario(scenario: Scenario, inputs: Inputs, *, origin: str | Path 
     names = _Names(inputs)
     col = Collector()
     f = str(origin)
+    workflows, arrivals = _check_additions(scenario, inputs, names, col, f, prefix)
+    ctx = Check(names, col, f, prefix, workflows, arrivals)
+    for j, e in enumerate(scenario.edits):
+        e.validate(ctx, j)  # each edit owns its checks
+    _check_overlaps(scenario, ctx)
+    col.raise_if_any()
 
-    def unknown(kind: str, value: str, choices: set[str] | dict, what: str, j: int, fld: str) -> bool:
-        if value in choices:
-            return False
-        col.add(f"{kind} '{value}' is not in the base inputs.", file=f, field=_field(prefix, j, kind_of[j], fld), hint=unknown_name_hint(value, choices, what))
-        return True
 
-    kind_of = [e.kind for e in scenario.edits]
+def _check_additions(scenario: Scenario, inputs: Inputs, names: _Names, col: Collector, f: str, prefix: str) -> tuple[set[str], set[tuple[str, str]]]:
+    """First pass: the models and workflows the scenario adds (so later edits may name them).
+    Returns the workflow names and (workflow, source) arrivals the edits may then refer to."""
     added_models: dict[str, int] = {}
     added_workflows: dict[str, int] = {}
-    added_types: set[str] = set()
-    removed: dict[tuple[str, str], int] = {}
-    removed_clusters: set[str] = set()
-    removed_zones: set[str] = set()
-    scale_sel: dict[tuple[str | None, str | None], int] = {}
-    price_sel: dict[tuple[str, str | None], int] = {}
-    slo_sel: dict[str | None, int] = {}
-    gpu_sel: dict[tuple[str, str], tuple[str, int]] = {}
 
-    # First pass: what the scenario itself adds (models, workflows) so later edits may name them.
     new_models: dict[str, ModelSpec] = {}
     new_workflows: list[Workflow] = []
     for j, e in enumerate(scenario.edits):
@@ -422,85 +576,13 @@ def validate_scenario(scenario: Scenario, inputs: Inputs, *, origin: str | Path 
         check_models(new_models, {m: Path(f) for m in new_models}, inputs.inventory, col)
     if new_workflows:
         check_workflows(new_workflows, {w.name: Path(f) for w in new_workflows}, all_models, inputs.inventory, col)
-    workflows = names.workflows | set(added_workflows)
-    arrivals = names.arrivals | {(w.name, a.source) for w in new_workflows for a in w.arrivals}
+    return names.workflows | set(added_workflows), names.arrivals | {(w.name, a.source) for w in new_workflows for a in w.arrivals}
 
-    for j, e in enumerate(scenario.edits):
-        if isinstance(e, ScaleDemand):
-            bad = False
-            if e.workflow is not None:
-                bad |= unknown("workflow", e.workflow, workflows, "workflows", j, "workflow")
-            if e.source is not None:
-                bad |= unknown("source", e.source, names.sources, "sources", j, "source")
-            if not bad and e.workflow and e.source and (e.workflow, e.source) not in arrivals:
-                col.add(f"workflow '{e.workflow}' has no arrivals from source '{e.source}', so there is nothing to scale.", file=f, field=_field(prefix, j, e.kind),
-                        hint=f"sources of '{e.workflow}': {', '.join(sorted(s for w, s in arrivals if w == e.workflow))}.")
-            key = (e.workflow, e.source)
-            if key in scale_sel:
-                col.add(f"demand of {e.describe().split(' x')[0].removeprefix('demand ')} is scaled twice (edits {scale_sel[key]} and {j}).", file=f, field=_field(prefix, j, e.kind),
-                        hint="give one factor per workflow/source selector (different selectors multiply).")
-            scale_sel[key] = j
-        elif isinstance(e, Remove):
-            k, v = e.target()
-            if e.cluster is not None:
-                if not unknown("cluster", e.cluster, names.clusters, "clusters", j, "cluster"):
-                    removed_clusters.add(e.cluster)
-            elif e.zone is not None:
-                if not unknown("zone", e.zone, names.zones, "zones", j, "zone"):
-                    removed_zones.add(e.zone)
-            elif e.node_pool is not None:
-                unknown("node_pool", e.node_pool, names.pools, "node pools", j, "node_pool")
-            else:
-                for ni, n in enumerate(e.nodes or []):
-                    if n not in names.nodes:
-                        col.add(f"node '{n}' is not in the base inputs.", file=f, field=_field(prefix, j, e.kind, f"nodes[{ni}]"), hint=unknown_name_hint(n, names.nodes, "nodes"))
-                    elif ("node", n) in removed:
-                        col.add(f"node '{n}' is removed twice.", file=f, field=_field(prefix, j, e.kind, f"nodes[{ni}]"), hint="name it once.")
-                    removed[("node", n)] = j
-                continue
-            if (k, v) in removed:
-                col.add(f"{k.replace('_', ' ')} '{v}' is removed twice (edits {removed[(k, v)]} and {j}).", file=f, field=_field(prefix, j, e.kind, k), hint="remove it once.")
-            removed[(k, v)] = j
-        elif isinstance(e, (AddGpus, RemoveGpus)):
-            if unknown("cluster", e.cluster, names.clusters, "clusters", j, "cluster"):
-                continue
-            if e.gpu_type not in names.gpu_types:
-                col.add(f"GPU type '{e.gpu_type}' is not known.", file=f, field=_field(prefix, j, e.kind, "gpu_type"), hint=unknown_name_hint(e.gpu_type, names.gpu_types, "GPU types"))
-                continue
-            if isinstance(e, RemoveGpus) and e.gpu_type not in names.types_in[e.cluster]:
-                col.add(f"cluster '{e.cluster}' has no {e.gpu_type} GPUs to remove.", file=f, field=_field(prefix, j, e.kind, "gpu_type"),
-                        hint=f"GPU types in {e.cluster}: {', '.join(sorted(names.types_in[e.cluster]))}.")
-            if isinstance(e, AddGpus):
-                added_types.add(e.gpu_type)  # a new zone name is allowed: a new availability zone
-            key2 = (e.cluster, e.gpu_type)
-            if key2 in gpu_sel:
-                other_kind, other_j = gpu_sel[key2]
-                what = "added and removed" if other_kind != e.kind else ("added" if e.kind == "add_gpus" else "removed")
-                col.add(f"{e.gpu_type} GPUs in {e.cluster} are {what} by two edits ({other_j} and {j}).", file=f, field=_field(prefix, j, e.kind),
-                        hint="give one add_gpus or remove_gpus per cluster and GPU type, with the net count.")
-            gpu_sel[key2] = (e.kind, j)
-        elif isinstance(e, SetPrice):
-            if e.gpu_type not in names.gpu_types:
-                col.add(f"GPU type '{e.gpu_type}' is not known.", file=f, field=_field(prefix, j, e.kind, "gpu_type"), hint=unknown_name_hint(e.gpu_type, names.gpu_types, "GPU types"))
-                continue
-            if e.cluster is not None and unknown("cluster", e.cluster, names.clusters, "clusters", j, "cluster"):
-                continue
-            for (t, c), jj in price_sel.items():
-                if t == e.gpu_type and (c is None or e.cluster is None or c == e.cluster):
-                    col.add(f"the price of {e.gpu_type}{' in ' + e.cluster if e.cluster else ''} is set twice (edits {jj} and {j}).", file=f, field=_field(prefix, j, e.kind),
-                            hint="give one price edit per GPU type and cluster.")
-                    break
-            price_sel[(e.gpu_type, e.cluster)] = j
-        elif isinstance(e, SetSlo):
-            if e.workflow is not None and unknown("workflow", e.workflow, workflows, "workflows", j, "workflow"):
-                continue
-            for w, jj in slo_sel.items():
-                if w is None or e.workflow is None or w == e.workflow:
-                    col.add(f"the SLO of {e.workflow or 'every workflow'} is set twice (edits {jj} and {j}).", file=f, field=_field(prefix, j, e.kind), hint="give one SLO edit per workflow.")
-                    break
-            slo_sel[e.workflow] = j
 
-    # Edits that touch what the same scenario removes.
+def _check_overlaps(scenario: Scenario, ctx: Check) -> None:
+    """Last pass: edits that touch what the same scenario removes."""
+    names, col, f, prefix = ctx.names, ctx.col, ctx.file, ctx.prefix
+    removed_clusters, removed_zones = ctx.removed_clusters, ctx.removed_zones
     for j, e in enumerate(scenario.edits):
         cluster = getattr(e, "cluster", None) if not isinstance(e, Remove) else None
         if cluster in removed_clusters:
@@ -519,7 +601,6 @@ def validate_scenario(scenario: Scenario, inputs: Inputs, *, origin: str | Path 
             if inside:
                 col.add(f"edit {j} ({e.describe()}) removes part of cluster '{inside}', which this scenario removes entirely.", file=f, field=_field(prefix, j, e.kind),
                         hint="drop the narrower edit.")
-    col.raise_if_any()
 
 
 def edit_summary(scenario: Scenario) -> str:

@@ -5,9 +5,10 @@
 - Every scenario is validated and applied before anything is solved (bad input -> InputError,
   exit 2); a scenario the fleet cannot serve becomes a result row (feasible = False, with the
   solver's explanation), never a crash; an internal error in one scenario is also a row.
-- Each scenario is warm-started from the base plan: it is passed to the solver as the plan in
-  force (`current_plan`), with the change weight of the settings (0 by default: the base plan then
-  only pins placements, the objective is unchanged).
+- Each scenario is solved exactly as `maestro-plan solve` would solve its edited inputs (the base
+  plan's recorded settings, see settings_like), so a scenario that changes nothing reproduces the
+  base plan. With a change weight > 0 the base plan is also the plan in force (`current_plan`):
+  replicas added or removed against it are penalised.
 - Executors: "local" (concurrent.futures.ProcessPoolExecutor, `jobs` processes, default) or "ray"
   (ray.init(address=...) - a running Ray cluster, or a local one when address is None). Results
   are ordered by scenario index whatever the completion order, and hold no wall-clock figures, so
@@ -43,21 +44,46 @@ Progress = Callable[[int, dict[str, Any]], None]
 # --------------------------------------------------------------------------------------------
 
 
+SOLVE_DEFAULTS: dict[str, Any] = {"solver": "cpsat", "time_limit_s": 30.0, "seed": 0, "workers": 2}
+"""The `solve` command's defaults (cli/solve_cmds.py): a what-if base solved here is the plan
+`maestro-plan solve` writes for the same inputs."""
+
+PLAN_SETTINGS = ("objective", "solver", "seed", "time_limit_s", "headroom", "kv_reservation", "length_percentile", "min_zones_interactive")
+"""The settings a plan records (plan.schema.Settings) that steer its solve."""
+
+
 def solve_settings(**kw: Any) -> Any:
     """The solver's settings object (maestro_plan.solve SolveSettings) from keyword arguments.
 
-    Sweeps skip the separate LP-relaxation bound by default (`lp_bound=False`): CP-SAT still
-    reports its own bound and gap, and the sweep saves one LP solve per scenario."""
+    Keyword arguments left out take the `solve` command's defaults, so that the same inputs give
+    the same plan whichever command solves them (the LP bound and the worker count included:
+    CP-SAT's interleaved search differs between 1 and 2 workers)."""
     from maestro_plan.solve.problem import SolveSettings
 
-    kw.setdefault("lp_bound", False)
-    return SolveSettings(**kw)
+    return SolveSettings(**{**SOLVE_DEFAULTS, **kw})
+
+
+def settings_like(plan: Plan | None, **given: Any) -> Any:
+    """Settings that reproduce `plan` (its recorded solver, seed, time limit, headroom, ...), with
+    the keyword arguments that are not None on top; without a plan, the `solve` defaults."""
+    kw: dict[str, Any] = {}
+    if plan is not None:
+        kw = {k: getattr(plan.settings, k) for k in PLAN_SETTINGS}
+    kw.update({k: v for k, v in given.items() if v is not None})
+    return solve_settings(**kw)
 
 
 def solve_inputs(inputs: Inputs, settings: Any, current: Plan | None = None) -> Plan:
-    """Solve one input set. Raises InfeasibleError when no plan exists."""
+    """Solve one input set. Raises InfeasibleError when no plan exists.
+
+    The plan in force (`current`) reaches the solver only with a change penalty: it widens the
+    candidate set and steers placement, so without one it would make a scenario's solve differ
+    from `maestro-plan solve` on the same inputs (the x1 demand point of a sweep would not be the
+    base plan). Replicas are paired by stable address in diffs instead (whatif/diff.py)."""
     from maestro_plan.solve.planner import solve
 
+    if current is not None and not settings.change_weight > 0:
+        current = None
     plan, _stats = solve(inputs, settings, current_plan=current)
     return plan
 
@@ -128,6 +154,82 @@ def price_grid(gpu_type: str, factors: Sequence[float], cluster: str | None = No
     return [Scenario(name=f"price-{gpu_type}-x{f:g}"[:63], edits=[SetPrice(gpu_type=gpu_type, factor=f, cluster=cluster)], value=f) for f in factors]
 
 
+def product_grid(axes: Sequence[Sequence[Scenario]]) -> list[Scenario]:
+    """Every combination of one scenario per axis: edits in axis order, names joined by '--'. The
+    first axis is the swept value; the others name the row's group (e.g. demand x fail-us-west)."""
+    import itertools
+
+    axes = [list(a) for a in axes if a]
+    if len(axes) == 1:
+        return axes[0]
+    out = []
+    for combo in itertools.product(*axes):
+        name = "--".join(s.name for s in combo)[:63].rstrip("-.")
+        edits = [e for s in combo for e in s.edits]
+        out.append(Scenario(name=name, edits=edits, value=combo[0].value, group="--".join(s.name for s in combo[1:])))
+    return out
+
+
+def brackets(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Where the fleet runs out, per group of a numeric sweep: the largest feasible value below the
+    smallest infeasible one (`last_feasible` None when even the smallest value tried is infeasible)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if isinstance(r["value"], (int, float)) and not isinstance(r["value"], bool):
+            groups.setdefault(r.get("group", ""), []).append(r)
+    out = []
+    for g, rs in groups.items():
+        bad = [r["value"] for r in rs if not r["feasible"]]
+        if not bad:
+            continue
+        hi = min(bad)
+        ok = [r["value"] for r in rs if r["feasible"] and r["value"] < hi]
+        out.append({"group": g, "last_feasible": max(ok) if ok else None, "first_infeasible": hi})
+    return out
+
+
+def bracket_text(b: dict[str, Any], parameter: str) -> str:
+    where = f", with {b['group']}" if b["group"] else ""
+    if b["last_feasible"] is None:
+        return f"the fleet runs out at or below {b['first_infeasible']:g} ({parameter}{where}): the smallest value tried is infeasible"
+    return f"the fleet runs out between {b['last_feasible']:g} (feasible) and {b['first_infeasible']:g} (infeasible) ({parameter}{where})"
+
+
+def with_factor(scenario: Scenario, factor: float) -> Scenario:
+    """`scenario` with its (first) demand scale set to `factor` (a bisection point), other edits kept."""
+    first = next(i for i, e in enumerate(scenario.edits) if isinstance(e, ScaleDemand))  # the demand axis comes first
+    e0 = scenario.edits[first]
+    edits = list(scenario.edits)
+    edits[first] = ScaleDemand(factor=factor, workflow=e0.workflow, source=e0.source)
+    head = scenario.name.split("--")[0]
+    stem = head[: head.rfind("-x")] if "-x" in head else head
+    name = "--".join([f"{stem}-x{factor:g}"] + ([scenario.group] if scenario.group else []))[:63].rstrip("-.")
+    return Scenario(name=name, edits=edits, value=factor, group=scenario.group)
+
+
+def bisect(inputs: Inputs, scenarios: Sequence[Scenario], rows: list[dict[str, Any]], base: Plan | None, settings: Any, steps: int,
+           progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Halve each group's bracket `steps` times (one solve per step); the new rows, in order."""
+    by_name = {s.name: s for s in scenarios}
+    new: list[dict[str, Any]] = []
+    for b in brackets(rows):
+        if b["last_feasible"] is None:
+            continue
+        proto = by_name[next(r["scenario"] for r in rows if r.get("group", "") == b["group"] and r["value"] == b["first_infeasible"])]
+        lo, hi = float(b["last_feasible"]), float(b["first_infeasible"])
+        for _ in range(steps):
+            mid = round((lo + hi) / 2, 6)
+            if mid in (lo, hi):
+                break
+            row = run_scenario(len(rows) + len(new), inputs, with_factor(proto, mid), base, settings)
+            row.pop("_wall_s", None)
+            new.append(row)
+            if progress:
+                progress(row["index"], row)
+            lo, hi = (mid, hi) if row["feasible"] else (lo, mid)
+    return new
+
+
 # --------------------------------------------------------------------------------------------
 # One scenario
 # --------------------------------------------------------------------------------------------
@@ -157,6 +259,7 @@ def result_row(index: int, scenario: Scenario, plan: Plan | None, base: Plan | N
         "index": index,
         "scenario": scenario.name,
         "value": scenario.value,
+        "group": scenario.group,
         "edits": scenario.describe(),
         "feasible": plan is not None,
         "status": plan.solve.status if plan is not None else (status or "infeasible"),
@@ -179,7 +282,7 @@ def result_row(index: int, scenario: Scenario, plan: Plan | None, base: Plan | N
 
 
 def run_scenario(index: int, inputs: Inputs, scenario: Scenario, base: Plan | None, settings: Any, *, keep_plan: bool = False) -> dict[str, Any]:
-    """Apply, solve (warm-started from `base`), summarise. Infeasible and internal errors -> a row.
+    """Apply, solve (against `base` when the settings carry a change weight), summarise. Infeasible and internal errors -> a row.
 
     The row carries `_wall_s` (seconds this scenario took); run_sweep moves it out of the row so
     that rows stay deterministic.
@@ -357,7 +460,7 @@ def _run_ray(inputs: Inputs, scenarios: Sequence[Scenario], base: Plan | None, s
 # --------------------------------------------------------------------------------------------
 
 CSV_FIELDS = [
-    "index", "scenario", "value", "feasible", "status", "cost_per_hour", "cost_delta_per_hour", "gpus", "replicas",
+    "index", "scenario", "value", "group", "feasible", "status", "cost_per_hour", "cost_delta_per_hour", "gpus", "replicas",
     "slo_margin", "gap", "shed_rps", "added", "removed", "moved", "resized", "verified", "edits", "reason",
 ]
 
@@ -371,6 +474,7 @@ def sweep_document(rows: list[dict[str, Any]], *, base: Plan | None, parameter: 
         "scenarios": len(rows),
         "feasible": sum(1 for r in rows if r["feasible"]),
         "first_infeasible": {"scenario": first_infeasible["scenario"], "value": first_infeasible["value"]} if first_infeasible else None,
+        "runs_out": brackets(rows),
         "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
     }
 
@@ -406,14 +510,22 @@ def plot_png(rows: list[dict[str, Any]], parameter: str, title: str = "", fleet_
     import matplotlib.pyplot as plt
 
     numeric = all(isinstance(r["value"], (int, float)) and not isinstance(r["value"], bool) for r in rows)
+    if numeric:  # bisection rows come last: draw in value order, one line per group
+        rows = sorted(rows, key=lambda r: (r.get("group", ""), r["value"]))
     xs = [r["value"] for r in rows] if numeric else list(range(len(rows)))
     ok = [r["feasible"] for r in rows]
+    groups = sorted({r.get("group", "") for r in rows})
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
     try:
         types = sorted({t for r in rows for t in r.get("gpus_by_type", {})})
         cost = [r["cost_per_hour"] if r["feasible"] else math.nan for r in rows]
         gpus = [r["gpus"] if r["feasible"] else math.nan for r in rows]
-        if numeric:
+        if numeric and len(groups) > 1:
+            for g in groups:
+                sel = [i for i, r in enumerate(rows) if r.get("group", "") == g]
+                ax1.plot([xs[i] for i in sel], [cost[i] for i in sel], marker="o", label=g or "no other edit")
+                ax2.plot([xs[i] for i in sel], [gpus[i] for i in sel], marker="o", label=g or "no other edit")
+        elif numeric:
             ax1.plot(xs, cost, marker="o", color="tab:blue", label="cost")
             ax2.plot(xs, gpus, marker="o", color="black", label="all GPUs")
             for t in types:
@@ -432,11 +544,12 @@ def plot_png(rows: list[dict[str, Any]], parameter: str, title: str = "", fleet_
             for ax in (ax1, ax2):
                 lo, hi = ax.get_ylim()
                 ax.scatter(bad, [lo + 0.02 * (hi - lo)] * len(bad), marker="x", color="tab:red", s=60, zorder=5, label="infeasible")
-            if numeric:
-                first = min(bad)
+            for b in brackets(rows) if numeric and len(groups) == 1 else []:
+                lo = b["last_feasible"] if b["last_feasible"] is not None else b["first_infeasible"]
                 for ax in (ax1, ax2):
-                    ax.axvline(first, color="tab:red", linestyle="--", linewidth=1)
-                ax1.annotate(f"fleet runs out at {first:g}", xy=(first, 0.95), xycoords=("data", "axes fraction"), ha="right", va="top",
+                    ax.axvspan(lo, b["first_infeasible"], color="tab:red", alpha=0.12, linewidth=0)
+                where = f"between {lo:g} and {b['first_infeasible']:g}" if b["last_feasible"] is not None else f"at or below {lo:g}"
+                ax1.annotate(f"fleet runs out {where}", xy=(b["first_infeasible"], 0.95), xycoords=("data", "axes fraction"), ha="right", va="top",
                              color="tab:red", fontsize=9)
         ax1.set_ylabel("cost, USD per hour")
         ax2.set_ylabel("GPUs used")
@@ -458,8 +571,10 @@ def plot_png(rows: list[dict[str, Any]], parameter: str, title: str = "", fleet_
         plt.close(fig)
 
 
-def write_outputs(out_dir: str | Path, rows: list[dict[str, Any]], *, base: Plan | None, parameter: str, inputs: Inputs, plot: bool = True) -> list[Path]:
-    """sweep.json, sweep.csv and (plot=True) sweep.png, written atomically into out_dir."""
+def write_outputs(out_dir: str | Path, rows: list[dict[str, Any]], *, base: Plan | None, parameter: str, inputs: Inputs, plot: bool = True,
+                  extra: Callable[[Path], None] | None = None) -> list[Path]:
+    """sweep.json, sweep.csv and (plot=True) sweep.png, written atomically into out_dir, with
+    whatever `extra` writes into the same staging folder (the CLI: a plan folder per scenario)."""
     out = Path(out_dir)
     doc = sweep_document(rows, base=base, parameter=parameter, inputs=inputs)
     written = []
@@ -471,12 +586,19 @@ def write_outputs(out_dir: str | Path, rows: list[dict[str, Any]], *, base: Plan
             png = plot_png(rows, parameter, title=f"{len(rows)} scenarios: {parameter}", fleet_gpus=sum(doc["fleet_gpus"].values()))
             (stage / "sweep.png").write_bytes(png)
             written.append(out / "sweep.png")
+        if extra is not None:
+            extra(stage)
     return written
 
 
 __all__ = [
     "BASE",
     "SweepRun",
+    "bisect",
+    "bracket_text",
+    "brackets",
+    "product_grid",
+    "settings_like",
     "demand_grid",
     "failure_grid",
     "parse_range",
