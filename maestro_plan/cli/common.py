@@ -42,6 +42,10 @@ def guarded(fn: F) -> F:
         except ValidationError as e:  # a model built from an option's value (e.g. a name)
             err_console.print(f"[bold red]error:[/] {escape(_validation_text(e))}", markup=True, highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as click does for --help
+            # (before OSError: BrokenPipeError is one, and not an output-folder error)
+            _silence_stdout()
+            raise typer.Exit(1) from None
         except OSError as e:
             if e.errno not in OUTPUT_ERRNOS:
                 raise
@@ -56,9 +60,6 @@ def guarded(fn: F) -> F:
         except MaestroError as e:
             err_console.print(f"[bold red]error:[/] {escape(str(e))}")
             raise typer.Exit(e.exit_code) from None
-        except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as click does for --help
-            _silence_stdout()
-            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; nothing was written.")
             raise typer.Exit(130) from None
