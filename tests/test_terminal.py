@@ -117,3 +117,24 @@ def test_solve_progress_phases() -> None:
     assert phase_index("solving with cpsat") == PHASES.index("solving with")
     assert phase_index("column generation over per-model plans") == 2
     assert best_text("cost", 496.031) == "best $496.03/h"
+
+
+def test_diff_lines_never_wrap_and_end_with_the_next_step(tmp_path, monkeypatch) -> None:
+    from test_diff_rollout import mk_plan, rep
+    from typer.testing import CliRunner
+
+    from maestro_plan.cli import common
+    from maestro_plan.cli.main import app
+    from maestro_plan.plan.io import write_plan
+
+    monkeypatch.setattr(common.console, "_width", 80)
+    long_model = "a-model-with-a-rather-long-catalogue-identifier"
+    old = mk_plan([rep(long_model, "n1", [0]), rep(long_model, "n1", [1])], {("s", long_model): 15})
+    new = mk_plan([rep(long_model, "n2", [0]), rep(long_model, "n1", [1])], {("s", long_model): 15})
+    write_plan(old, tmp_path / "old.json")
+    write_plan(new, tmp_path / "new.json")
+    res = CliRunner().invoke(app, ["diff", str(tmp_path / "old.json"), str(tmp_path / "new.json")])
+    assert res.exit_code == 0, res.output
+    (moved,) = [x for x in res.output.splitlines() if x.startswith("~ ")]
+    assert "(moved)" in moved and moved.endswith("/h") and len(moved) > 80  # whole, on one line
+    assert res.output.rstrip().splitlines()[-1].startswith("next: maestro-plan rollout")

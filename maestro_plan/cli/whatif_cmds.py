@@ -509,14 +509,16 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(d.to_json())
             return
-        for c in d.changes:
+        for c in d.changes:  # one line per change, never wrapped (grep-able in CI logs and pipes)
             color = {"+": "green", "-": "red", "~": "yellow"}[c.op]
-            console.print(f"[{color}]{escape(c.text())}[/]")
+            console.print(f"[{color}]{escape(c.text())}[/]", soft_wrap=True)
         if d.changes:
             console.print("")
         for cl, types in d.gpus_delta.items():
-            console.print(f"  GPUs {escape(cl)}: " + ", ".join(f"{escape(t)} {n:+d}" for t, n in types.items()))
+            console.print(f"  GPUs {escape(cl)}: " + ", ".join(f"{escape(t)} {n:+d}" for t, n in types.items()), soft_wrap=True)
         console.print(escape(d.summary()))
+        if d.changes:
+            console.print(escape(f"next: maestro-plan rollout {old} {new} --out rollout.json"), soft_wrap=True)
 
     @app.command("rollout")
     @guarded
@@ -557,8 +559,13 @@ def register(app: typer.Typer) -> None:
         if json_out:
             emit_json(r.model_dump(mode="json"))
         else:
-            console.print(escape(r.render()))
+            console.print(escape(r.render()), soft_wrap=True)
             if out is not None:
-                console.print(f"wrote {out}")
+                console.print(f"wrote {escape(str(out))}")
+            final = apply_commands(new if new.is_dir() else new.parent)
+            if r.status == "ok" and final:
+                console.print("next: take the steps in order; NEW's manifests, once every step is done:", soft_wrap=True)
+                for line in final:
+                    console.print(f"      {escape(line)}", soft_wrap=True)
         if r.status != "ok":
             raise typer.Exit(1)
