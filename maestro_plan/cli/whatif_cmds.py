@@ -36,10 +36,11 @@ JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Scenarios solved at 
 
 def _settings(solver: str, time_limit: float, seed: int, change_weight: float, workers: int) -> Any:
     from maestro_plan.errors import InputError
+    from maestro_plan.solve.backends import SOLVER_NAMES
     from maestro_plan.whatif.sweep import solve_settings
 
-    if solver not in ("cpsat", "highs", "cbc", "greedy"):
-        raise InputError(f"unknown solver '{solver}'.", field="--solver", hint="use cpsat, highs, cbc or greedy.")
+    if solver not in SOLVER_NAMES:
+        raise InputError(f"unknown solver '{solver}'.", field="--solver", hint=f"use one of {', '.join(SOLVER_NAMES)}.")
     if not time_limit > 0:
         raise InputError(f"time limit {time_limit:g} must be > 0 seconds.", field="--time-limit")
     if change_weight < 0:

@@ -23,8 +23,8 @@ from typing import Any
 from maestro_plan.emit.common import engine_defaults, node_index, rnd, standby_ref, write
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
+from maestro_plan.units import GIB
 
-GIB = 2**30
 MAX_MEMORY_ROWS = 64
 """GPUs drawn in the memory map (a fleet plan can use hundreds; the report says when it is cut)."""
 MAX_REPLICA_ROWS = 200
