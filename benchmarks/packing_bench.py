@@ -1,6 +1,6 @@
 """Packing and assignment core against proven optima: every instance of ../shared/data/gap-orlib
 (generalized assignment, 84 instances) and ../shared/data/vbp-vectorpack (vector bin packing, 750
-instances), solved by the same LinearModel + backends the planner uses (maestro_plan.solve.packing).
+instances), solved by the same LinearModel + backends the planner uses (benchmarks/packing.py).
 
     python -m benchmarks.packing_bench [--time-limit S] [--vbp-time-limit S] [--gap-solvers cpsat,highs] [--vbp-solvers cpsat]
                                        [--sets gap,vbp] [--limit N] [--merge]
@@ -50,7 +50,7 @@ def _vbp_rows(limit: int | None) -> list[tuple[Path, int, int]]:
 
 
 def run_gap(solvers: list[str], time_limit: float, limit: int | None) -> list[dict]:
-    from maestro_plan.solve.packing import read_gap, solve_gap
+    from benchmarks.packing import read_gap, solve_gap
 
     out = []
     for path, opt, lb in _gap_rows(limit):
@@ -81,7 +81,7 @@ def run_gap(solvers: list[str], time_limit: float, limit: int | None) -> list[di
 
 
 def run_vbp(solvers: list[str], time_limit: float, limit: int | None) -> list[dict]:
-    from maestro_plan.solve.packing import read_vbp, solve_vbp, vbp_lower_bound
+    from benchmarks.packing import read_vbp, solve_vbp, vbp_lower_bound
 
     out = []
     for path, opt, best_heur in _vbp_rows(limit):
@@ -147,7 +147,7 @@ def markdown(summary: list[dict], meta: dict) -> str:
         "# Packing and assignment core vs proven optima",
         "",
         f"Every instance of `gap-orlib` (OR-Library generalized assignment, min-cost) and `vbp-vectorpack` "
-        f"(vector bin packing, Mommessin et al. 2025), solved by `maestro_plan.solve.packing` with a "
+        f"(vector bin packing, Mommessin et al. 2025), solved by `benchmarks/packing.py` with a "
         f"{meta['time_limit_s']:g} s limit per GAP instance and solver and {meta.get('vbp_time_limit_s', meta['time_limit_s']):g} s per VBP "
         f"instance ({meta['machine']}; wall {meta['wall_s']:g} s in all). "
         "proven: the solver proved optimality; matched: its best solution equals the published optimum; "

@@ -1,4 +1,5 @@
-"""Numbers for people: durations in ms, s, min or h; rates and amounts without float noise.
+"""Units shared by every package (one definition each), and numbers for people: durations in ms,
+s, min or h; rates and amounts without float noise.
 
     duration_text(1_200_000) -> "20 min"      duration_text(850) -> "850 ms"
     amount_text(-8.9e-16, "req/s") -> "0 req/s"   amount_text(0.02381, "req/s") -> "0.0238 req/s"
@@ -7,6 +8,8 @@
 from __future__ import annotations
 
 import math
+
+GIB = 2**30  # bytes per GiB (binary gibibyte: what nvidia-smi, vLLM and Kubernetes "Gi" count)
 
 NOISE = 1e-9
 """Magnitudes below this (relative to 1) are float noise from the solvers (route fractions are
@@ -41,4 +44,4 @@ def amount_text(value: float, unit: str = "") -> str:
     return f"{_num(v)} {unit}".strip()
 
 
-__all__ = ["amount_text", "duration_text"]
+__all__ = ["GIB", "amount_text", "duration_text"]

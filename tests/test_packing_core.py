@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.packing import read_gap, read_vbp, solve_gap, solve_vbp, vbp_ffd, vbp_lower_bound
 from maestro_plan.solve.cpsat import solve_cpsat
 from maestro_plan.solve.milp import solve_highs
 from maestro_plan.solve.model import LinearModel
-from maestro_plan.solve.packing import read_gap, read_vbp, solve_gap, solve_vbp, vbp_ffd, vbp_lower_bound
 
 GAP_SAMPLE = ["cattrysse1994/gap1-0", "cattrysse1994/gap4-2", "cattrysse1994/gap8-1", "chu1997/a05100"]
 VBP_SAMPLE = ["Panigrahy/class1/class1_20_3_0", "Panigrahy/class6/class6_20_5_3", "Triplet/Caprara/classC_60_3_0"]

@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 
 from maestro_plan.cli.main import app
 from maestro_plan.errors import InfeasibleError
+from maestro_plan.load.loader import load_inputs
 from maestro_plan.plan.io import dumps
 from maestro_plan.solve.planner import solve
+from maestro_plan.solve.problem import SolveSettings
 from maestro_plan.verify import verify_plan
 
 GPU_TYPES = ["l4", "l40s", "h100-sxm", "a100-80gb"]
@@ -172,6 +174,25 @@ def test_cli_solve_writes_plan_schema_stats(tmp_path: Path) -> None:
     assert "wall" not in json.dumps(plan) and "_s\"" not in json.dumps(plan["solve"])
 
 
+def test_cli_dump_model_writes_the_final_solve_model(tmp_path: Path) -> None:
+    """--dump-model FILE.mps: the model of the final solve, which HiGHS reads back with the
+    problem's rows and columns; an unknown extension is bad input (exit 2) before any solve."""
+    from maestro_plan.solve import build_problem
+    from maestro_plan.solve.milp import new_highs
+
+    paths = _small(tmp_path / "in")
+    mps = tmp_path / "model.mps"
+    r = runner.invoke(app, ["solve", *_args(paths), "--out", str(tmp_path / "out"), "--time-limit", "3", "--no-emit", "--json", "--dump-model", str(mps)])
+    assert r.exit_code == 0, r.output
+    h = new_highs()
+    h.setOptionValue("threads", 1)
+    h.readModel(str(mps))
+    lm = build_problem(load_inputs(paths["inventory"], paths["models"], paths["workloads"]), SolveSettings()).lm
+    assert (h.getNumRow(), h.getNumCol()) == (len(lm.rows), len(lm.vars))
+    r = runner.invoke(app, ["solve", *_args(paths), "--out", str(tmp_path / "o2"), "--dump-model", str(tmp_path / "model.lp")])
+    assert r.exit_code == 2 and "--dump-model" in r.output
+
+
 def test_cli_infeasible_exits_3_and_writes_nothing(tmp_path: Path) -> None:
     paths = S.write_inputs(tmp_path / "in", clusters={"c1": [S.pool("l4", "l4", gpus_per_node=1)]}, models=["llama-3.1-70b"], workflows=[S.workflow("w", [S.role("r", "llama-3.1-70b")])])
     out = tmp_path / "out"
@@ -312,7 +333,7 @@ def test_routing_rows_have_the_flow_models_optimum(tmp_path_factory, case) -> No
     same optimum as the flow model: for the whole fleet (whole GPUs) and for every per-model
     block column generation prices (fractional GPUs at the LP's duals), with two request sources
     whose latency to the clusters differs."""
-    from maestro_plan.solve.decompose import _prices
+    from maestro_plan.solve.decompose import lp_prices
     from maestro_plan.solve.formulate import Scope, build_model, build_problem
     from maestro_plan.solve.milp import solve_highs
 
@@ -322,7 +343,7 @@ def test_routing_rows_have_the_flow_models_optimum(tmp_path_factory, case) -> No
         prob = build_problem(inputs, S.settings(solver="highs", headroom=headroom))
     except InfeasibleError:
         return
-    _lp, unit, cut, budget = _prices(prob)
+    _lp, unit, cut, budget = lp_prices(prob)
     scopes = [Scope(tie_break=False)]
     scopes += [Scope(models=frozenset([m]), fractional=True, tie_break=False, slot_cost_share=0.25, unit_price=unit, cut_price=cut, budget_price=budget) for m in sorted({d.model for d in prob.demands})]
     compared = 0

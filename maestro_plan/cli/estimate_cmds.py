@@ -11,8 +11,8 @@ from rich.table import Table
 
 from maestro_plan.cli.common import InventoryOpt, JsonOpt, ModelsOpt, WorkloadsOpt, console, emit_json, guarded
 from maestro_plan.errors import InputError, unknown_name_hint
+from maestro_plan.units import GIB
 
-GIB = 2**30
 CAPACITY_BUDGETS_MS = (1000.0, 2000.0, 5000.0, 10000.0, 30000.0)
 """Per-call latency budgets of the capacity table `estimate` prints."""
 

@@ -30,6 +30,7 @@ from maestro_plan.cli.common import (
     guarded,
     print_table,
 )
+from maestro_plan.solve.backends import SolverName as Solver
 
 
 class Objective(str, Enum):
@@ -37,11 +38,6 @@ class Objective(str, Enum):
     goodput = "goodput"
 
 
-class Solver(str, Enum):
-    cpsat = "cpsat"
-    highs = "highs"
-    cbc = "cbc"
-    greedy = "greedy"
 
 
 class KvMode(str, Enum):
@@ -167,8 +163,9 @@ def register(app: typer.Typer) -> None:
         capacity_table: Annotated[Path | None, typer.Option("--capacity-table", help="Measured capacities (CSV/YAML) that override the estimate")] = None,
         standby: Annotated[bool, typer.Option("--standby/--no-standby", help="Allow warm standby of rarely used models in host DRAM")] = True,
         colocation: Annotated[bool, typer.Option("--colocation/--no-colocation", help="Allow small models to share a GPU (1/2, 1/4, 1/8 slices)")] = True,
-        workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="CP-SAT workers (the search is deterministic for any count)")] = 2,
+        workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes for the per-model blocks and the neighbourhood search (their work budget scales with up to 2); CP-SAT itself runs one worker, deterministically")] = 2,
         emit: Annotated[bool, typer.Option("--emit/--no-emit", help="Also write manifests, routing tables and reports")] = True,
+        dump_model: Annotated[Path | None, typer.Option("--dump-model", help="Also write the model of the final solve: FILE.mps (MPS, for HiGHS/CBC or any MIP solver) or FILE.pb.txt (CP-SAT's model proto as text), to reproduce the solve outside maestro-plan")] = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Plan the fleet: replicas, GPUs, KV reservations, routing; write DIR/plan.json and outputs.
@@ -183,6 +180,10 @@ def register(app: typer.Typer) -> None:
         from maestro_plan.solve.planner import solve as run_solve
         from maestro_plan.solve.problem import SolveSettings
 
+        if dump_model is not None:
+            from maestro_plan.solve.dump import check_path
+
+            check_path(dump_model)  # a name without a known format fails before the solve
         inputs = load_inputs(inventory, models, workloads)
         cur = read_plan(current) if current is not None else None
         table = load_capacity_table(capacity_table) if capacity_table is not None else None
@@ -207,7 +208,7 @@ def register(app: typer.Typer) -> None:
 
         with SolveProgress(err_console, enabled=show) as bar:  # phases, elapsed time, best plan so far
             stage = bar.stage
-            plan, stats = run_solve(inputs, settings, current_plan=cur, progress=bar.progress, stage=stage)
+            plan, stats = run_solve(inputs, settings, current_plan=cur, progress=bar.progress, stage=stage, dump_model=dump_model)
             stage("verifying and writing outputs")
             try:
                 with staged_dir(out) as st:

@@ -49,8 +49,10 @@ JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Scenarios solved at 
 def _check_flags(solver: str | None, time_limit: float | None, change_weight: float) -> None:
     from maestro_plan.errors import InputError
 
-    if solver is not None and solver not in ("cpsat", "highs", "cbc", "greedy"):
-        raise InputError(f"unknown solver '{solver}'.", field="--solver", hint="use cpsat, highs, cbc or greedy.")
+    from maestro_plan.solve.backends import SOLVER_NAMES
+
+    if solver is not None and solver not in SOLVER_NAMES:
+        raise InputError(f"unknown solver '{solver}'.", field="--solver", hint=f"use one of {', '.join(SOLVER_NAMES)}.")
     if time_limit is not None and not time_limit > 0:
         raise InputError(f"time limit {time_limit:g} must be > 0 seconds.", field="--time-limit")
     if change_weight < 0:

@@ -76,7 +76,6 @@ from maestro_plan.errors import Collector
 from maestro_plan.load.schema import GpuType, Inputs
 from maestro_plan.plan.schema import Plan, Replica, Standby
 
-GIB = 2**30
 MIB = 2**20
 
 STARTUP_PERIOD_S = 10

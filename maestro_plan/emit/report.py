@@ -23,9 +23,8 @@ from typing import Any
 from maestro_plan.emit.common import engine_defaults, node_index, rnd, standby_ref, write
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
-from maestro_plan.units import amount_text
+from maestro_plan.units import GIB, amount_text
 
-GIB = 2**30
 MEMORY_ROWS_PER_PAGE = 96
 """GPUs per memory-map image: every used GPU is drawn, on as many pages (memory-map.png,
 memory-map-2.png, ...) as it takes; 96 rows keep a page under 33 inches at the 0.32-inch row pitch."""

@@ -17,8 +17,9 @@ from __future__ import annotations
 from maestro_plan.errors import Problem
 from maestro_plan.estimate.demand import _budgets, predicted_call_ms
 from maestro_plan.estimate.engine import VLLM, EngineDefaults
-from maestro_plan.estimate.memory import GIB, MemoryBreakdown, replica_memory
+from maestro_plan.estimate.memory import MemoryBreakdown, replica_memory
 from maestro_plan.load.schema import GpuType, Inputs, ModelSpec
+from maestro_plan.units import GIB
 
 
 def _fleet_options(inputs: Inputs) -> dict[str, int]:

@@ -15,7 +15,6 @@ from typing import Any
 from maestro_plan.errors import InputError
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "vllm.yaml"
-GIB = 2**30
 
 
 @dataclass(frozen=True)

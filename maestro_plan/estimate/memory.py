@@ -32,8 +32,7 @@ from dataclasses import dataclass
 
 from maestro_plan.estimate.engine import VLLM, EngineDefaults
 from maestro_plan.load.schema import Architecture, GpuType, ModelSpec
-
-GIB = 2**30
+from maestro_plan.units import GIB
 
 DTYPE_BYTES: dict[str, float] = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 """Bytes per stored parameter of a quantized/unquantized linear layer."""

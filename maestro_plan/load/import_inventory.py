@@ -41,9 +41,9 @@ from maestro_plan.errors import Collector, InputError
 from maestro_plan.load import safe
 from maestro_plan.load.loader import check_inventory, load_gpu_types, parse_as, read_document
 from maestro_plan.load.schema import GpuType, Interconnect, Inventory
+from maestro_plan.units import GIB
 
 MIB = 2**20
-GIB = 2**30
 # A node's GPU memory label may differ from the table by a driver/firmware rounding (the GFD README
 # example shows 81920 MiB for an H100 whose NVML reports 81559 MiB, 0.4% apart); a wrong product
 # mapping differs by 40% or more (40 vs 80 GB parts). 5% separates the two.

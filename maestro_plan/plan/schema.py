@@ -157,7 +157,7 @@ class Binding(_M):
 
 class Plan(_M):
     schema_version: str = SCHEMA_VERSION
-    plan_id: str = Field(description="Hash of inputs and settings; stable across identical runs")
+    plan_id: str = Field(description="SHA-256 of the plan's content (every field but plan_id): equal ids mean equal plans; same inputs and settings give the same id")
     generator: str = Field(description="maestro-plan version that wrote it")
     inputs: InputDigest
     settings: Settings

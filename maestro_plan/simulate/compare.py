@@ -35,6 +35,7 @@ from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan, Route
 from maestro_plan.simulate.engine import SimConfig, run_simulation
 from maestro_plan.simulate.report import build_report
+from maestro_plan.units import GIB
 
 STANDBY_PREFIX = "standby:"
 PAPER_KV_CUT = 0.672
@@ -242,9 +243,6 @@ def run_compare(
         "headline": headline,
         "notes": notes,
     }
-
-
-GIB = 2**30
 
 
 def _pct(x: float | None) -> str:

@@ -8,10 +8,13 @@ Public API:
     greedy(problem) / column_generation(problem, start)   warm starts and bounds
     solve_cpsat / solve_highs / solve_cbc  backends for any LinearModel
 
-Modules: model (solver-neutral LinearModel), problem (typed candidate table), formulate (inputs +
-estimator -> Problem), heuristic (first-fit decreasing), decompose (per-model blocks), colgen (column
-generation: Lagrangian bound and integer-master start), cpsat / milp (backends), place (nodes and GPU indices), explain (infeasibility),
-planner (orchestration and Plan), packing (GAP / vector bin packing on the same core).
+Modules: model (solver-neutral LinearModel, the lexicographic driver), problem (typed candidate
+table), formulate (inputs + estimator -> Problem; the model one constraint family per function),
+budget (tuning constants), backends (registry: cpsat / highs / cbc), heuristic (first-fit
+decreasing), decompose (per-model blocks), colgen (column generation: Lagrangian bound and
+integer-master start), lns (neighbourhood search), cpsat / milp (backends), place (nodes and GPU
+indices), explain (infeasibility), assemble (the Plan and its plan_id), dump (--dump-model),
+planner (the stages). Constraint family names: maestro_plan.plan.families.
 """
 
 from maestro_plan.solve.problem import Problem, SolveSettings

@@ -19,7 +19,7 @@ cluster, and per swap slot: busy time, models held, host DRAM).
    block is solved again at those prices, smoothed towards the best prices so far (Wentges).
    When the smoothed prices find no new column, the next round prices at the master's own duals
    (a mispricing step); when those find none either, the columns are complete. Each block starts
-   from its previous solution (only its objective changed). The rounds stop at CG_ROUNDS, then,
+   from its previous solution (only its objective changed). The rounds stop at BUDGET.cg_rounds, then,
    or when the blocks have spent the work budget: HiGHS simplex iterations plus branch-and-bound
    nodes, a count rather than seconds, so that the plan does not depend on the machine's load.
 4. Swap slots in the master: a 0/1 variable K per slot type (paid at the slot's GPU share, counted
@@ -30,10 +30,10 @@ cluster, and per swap slot: busy time, models held, host DRAM).
 5. Start: the master as an integer program (one column per model, whole GPUs per pool, slots 0/1,
    node-shape cuts and budget caps exact; HiGHS with a node limit). Priced columns fit together on
    average; one per model, picked whole, often do not (synth 1,000 GPUs seed 8: the pick is 5.8 %
-   above the master LP). Up to decompose.MAX_INTEGER_VARIABLES the planner then improves the pick
+   above the master LP). Up to SolveBudget.max_integer_variables the planner then improves the pick
    with lns.py, first over every group some column uses (`Decomposition.column_groups`: seed 8,
    0.8 % above). Above it (where those sub-MIPs take too long: synth 10,000 GPUs, 9 s for a plan
-   0.9 % dearer), up to RESIDUAL_PASSES times every model is re-planned alone against what the
+   0.9 % dearer), up to BUDGET.residual_passes times every model is re-planned alone against what the
    others of the pick leave (real prices, exact capacities), and the master picks again.
 
 Measured: benchmarks/results/solver_scale.md. The bound is weakest where standby pays on a slot
@@ -49,30 +49,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from maestro_plan.solve.budget import BUDGET
 from maestro_plan.solve.decompose import (
     BLOCK_REL_GAP,
-    BLOCK_WALL_CAP_S,
-    MAX_INTEGER_VARIABLES,
     Decomposition,
-    _conflicts,
-    _const,
-    _prices,
-    _repair,
-    _run_blocks,
-    _usage,
+    conflicts,
     cut_rows,
     fits,
+    lp_prices,
+    priced_capacity,
+    repair,
+    run_blocks,
+    usage,
 )
-from maestro_plan.solve.formulate import GIB, STANDBY_DRAM_FRACTION, STANDBY_MAX_MODELS, Scope, build_model
+from maestro_plan.solve.formulate import STANDBY_DRAM_FRACTION, STANDBY_MAX_MODELS, Scope, build_model
 from maestro_plan.solve.model import LinearModel
 from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
+from maestro_plan.units import GIB
 
-CG_ROUNDS = 12  # at most this many master LP -> block rounds after the first (LP-dual) round (blocks
-# are cheap since routing_rows: synth 1,000 GPUs seed 2 stopped at the former cap of 8 at 3 % of the
-# work budget; at 12 all twelve benchmark seeds took <= 8.7 s, at 16 up to 10.6 s for the same gaps)
-CG_BLOCK_MAX_NODES = 500  # branch-and-bound nodes per block (its dual bound still counts)
-CG_BLOCK_MAX_NODES_LARGE = 50  # above decompose.MAX_INTEGER_VARIABLES: blocks of 1,000-2,000 variables,
-# where 500 nodes took 84 s for the 100 blocks of synth 10,000 GPUs at the LP's prices, 50 nodes 36 s
 BLOCK_HIGHS_OPTIONS = {
     # HiGHS' primal heuristics off in the blocks: measured on the 40 blocks of synth 1,000 GPUs
     # seed 0 at the LP's prices, 4.8 s -> 2.8 s with the same optima (sum of dual bounds 0.02 %
@@ -85,25 +79,9 @@ BLOCK_HIGHS_OPTIONS = {
     "mip_heuristic_run_shifting": False,
     "mip_heuristic_run_zi_round": False,
 }
-CG_NODE_WORK = 10  # a branch-and-bound node counted as this many simplex iterations of work
-CG_SHARE = 0.4  # share of --time-limit the rounds may spend (the integer masters, the residual passes and
-# the neighbourhood search (lns.py) take most of the rest; synth 1,000 GPUs, seeds 0-7: 5.0-8.0 s of 10)
-CG_SHARE_LARGE = 0.17  # above decompose.MAX_INTEGER_VARIABLES, where a work unit takes longer (bigger
-# blocks): synth 10,000 GPUs took 54 s of 60 at 0.17 (11 rounds, then 17 s of integer masters and
-# residual passes), 51-56 s at 0.2, 56-58 s at 0.25
-CG_ITERATIONS_PER_S = 25000  # HiGHS work units (simplex iterations + CG_NODE_WORK per node) per second
-# and worker on the benchmark machine (2 cores; synth 1,000 GPUs seed 0, round 0: 79,099 units in 1.44 s
-# on 2 workers)
 CG_SMOOTHING = 0.5  # Wentges smoothing: prices = a x best-bound prices + (1 - a) x master duals
 CG_REL_TOL = 1e-4  # stop when the master LP is within this of the best Lagrangian bound
-MASTER_MAX_NODES = 50  # deterministic branch-and-bound limit of the integer master: its root takes most
-# of its time (synth 1,000 GPUs seed 6: 1.1 s at 50 nodes, 1.7-2.1 s at 500, three solves), and the
-# neighbourhood search improves its pick better than more nodes do
 MASTER_REL_GAP = 1e-4
-MASTER_WALL_CAP_S = 30.0  # safety net only
-RESIDUAL_PASSES = 2  # above decompose.MAX_INTEGER_VARIABLES: re-plan each model against what the
-# picked plan leaves, then pick again (synth 10,000 GPUs: $27,852/h; lns.py's columns step instead:
-# $28,103/h, 9 s more)
 ELASTIC_PRICE = 100.0  # master LP slack on shared rows: x the dearest GPU's $/h per GPU unit
 
 Prices = tuple[dict[int, float], dict[tuple[int, int], float], dict[str, float], dict[int, tuple[float, float, float]]]
@@ -139,7 +117,7 @@ class _Columns:
 
 
 def _column(prob: Problem, model: str, counts: dict[int, int], holds: dict[int, int], slot_use: dict) -> Column:
-    units, cut = _usage(prob, counts)
+    units, cut = usage(prob, counts)
     gpu_cost = 0.0
     spend: dict[str, float] = defaultdict(float)
     for pi, u in units.items():
@@ -256,11 +234,11 @@ def _master_duals(prob: Problem, cols: _Columns, models: list[str]) -> tuple[flo
     import highspy
     import numpy as np
 
-    from maestro_plan.solve.milp import _highs_instance, _set_objective
+    from maestro_plan.solve.milp import highs_instance, set_objective
 
     lm, _w, _K, shared, _g = _master(prob, cols, models, integer=False)
-    h = _highs_instance(lm, relax=True, seed=prob.settings.seed, time_limit=MASTER_WALL_CAP_S)
-    _set_objective(h, lm, 0)
+    h = highs_instance(lm, relax=True, seed=prob.settings.seed, time_limit=BUDGET.master_wall_cap_s)
+    set_objective(h, lm, 0)
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
@@ -307,13 +285,13 @@ class _BlockOut(NamedTuple):
     counts: dict[int, int] | None
     holds: dict[int, int] | None
     slot_use: dict | None
-    work: int  # simplex iterations + CG_NODE_WORK x nodes
+    work: int  # simplex iterations + BUDGET.cg_node_work x nodes
     x: list[float] | None  # the solution (next round's MIP start)
-    hit_wall_clock: bool  # BLOCK_WALL_CAP_S fired: the result may depend on machine load
+    hit_wall_clock: bool  # BUDGET.block_wall_cap_s fired: the result may depend on machine load
 
 
 def _block_nodes(prob: Problem) -> int:
-    return CG_BLOCK_MAX_NODES if prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES else CG_BLOCK_MAX_NODES_LARGE
+    return BUDGET.cg_block_max_nodes if prob.stats.get("integer_variables", 0) <= BUDGET.max_integer_variables else BUDGET.cg_block_max_nodes_large
 
 
 def _block(prob: Problem, job, seed: int):
@@ -326,9 +304,9 @@ def _block(prob: Problem, job, seed: int):
     lm, v = build_model(prob, scope)
     if start is not None and len(start) != len(lm.vars):
         start = None
-    res = solve_highs(lm, time_limit=BLOCK_WALL_CAP_S, seed=seed, rel_gap=BLOCK_REL_GAP, max_nodes=_block_nodes(prob), hint=start, options=BLOCK_HIGHS_OPTIONS)
+    res = solve_highs(lm, time_limit=BUDGET.block_wall_cap_s, seed=seed, rel_gap=BLOCK_REL_GAP, max_nodes=_block_nodes(prob), hint=start, options=BLOCK_HIGHS_OPTIONS)
     val = res.bound if res.bound is not None else (res.objective if res.status == "optimal" else None)
-    work = res.lp_iterations + CG_NODE_WORK * res.nodes
+    work = res.lp_iterations + BUDGET.cg_node_work * res.nodes
     if res.values is None:
         return _BlockOut(val, None, None, None, work, None, res.hit_wall_clock)
     x = res.values
@@ -386,16 +364,16 @@ def _slot_term(prob: Problem, pr: Prices) -> float:
 
 
 def work_budget(prob: Problem) -> int:
-    """Simplex iterations the rounds may spend: CG_SHARE of --time-limit at CG_ITERATIONS_PER_S
+    """Simplex iterations the rounds may spend: SolveBudget.cg_share of --time-limit at cg_iterations_per_s
     per worker (at most 2 counted). A count of work, not seconds, so that the number of rounds,
     and so the plan, does not depend on the machine's load."""
     s = prob.settings
-    share = CG_SHARE if prob.stats.get("integer_variables", 0) <= MAX_INTEGER_VARIABLES else CG_SHARE_LARGE
-    return int(share * s.time_limit_s * CG_ITERATIONS_PER_S * max(1, min(2, int(s.workers))))
+    share = BUDGET.cg_share if prob.stats.get("integer_variables", 0) <= BUDGET.max_integer_variables else BUDGET.cg_share_large
+    return int(share * s.time_limit_s * BUDGET.cg_iterations_per_s * max(1, min(2, int(s.workers))))
 
 
 def column_generation(
-    prob: Problem, start: dict[int, int] | None = None, *, rounds: int = CG_ROUNDS, work_limit: int | None = None, report: Callable[[str], None] | None = None
+    prob: Problem, start: dict[int, int] | None = None, *, rounds: int = BUDGET.cg_rounds, work_limit: int | None = None, report: Callable[[str], None] | None = None
 ) -> Decomposition:
     """Bound and start for the cost objective (see the module docstring). `start`: replica counts
     of a feasible plan (the greedy one) whose per-model parts seed the columns. Rounds stop after
@@ -406,7 +384,7 @@ def column_generation(
     models = sorted({d.model for d in prob.demands})
     if prob.settings.objective != "cost" or not models:
         return Decomposition(None, None, None, 0)
-    lp, unit, cut, budget = _prices(prob)
+    lp, unit, cut, budget = lp_prices(prob)
     if lp is None:
         return Decomposition(None, None, None, 0)
     pr: Prices = (unit, cut, budget, {})
@@ -440,7 +418,7 @@ def column_generation(
         # (_default_slot_prices: their K term is zero), so that every round's L is valid
         pr = _default_slot_prices(prob, pr, set(master_slot))
         jobs = [(m, (_scope(m, pr, standby=m in slot_models), None if it == 0 else prev.get(m))) for m in models]
-        res = _run_blocks(prob, jobs, fn=_block)
+        res = run_blocks(prob, jobs, fn=_block)
         rounds_done += 1
         vals: dict[str, float] = {}
         new = 0
@@ -454,7 +432,7 @@ def column_generation(
             new += cols.add(prob, m, counts, holds, use)
             work += iters
         if len(vals) == len(models):
-            L = math.fsum(vals.values()) - _const(prob, pr[0], pr[1], pr[2]) + _slot_term(prob, pr)
+            L = math.fsum(vals.values()) - priced_capacity(prob, pr[0], pr[1], pr[2]) + _slot_term(prob, pr)
             if best is None or L > best[0]:
                 best = (L, pr)
         if report is not None:
@@ -465,8 +443,8 @@ def column_generation(
     bound = lp if best is None else max(lp, best[0])
     spent = [work]  # the rounds' work, then the integer masters' and residual blocks'
     picked = _integer_master(prob, cols, models, spent=spent)
-    large = prob.stats.get("integer_variables", 0) > MAX_INTEGER_VARIABLES
-    for _ in range(RESIDUAL_PASSES if picked is not None and large else 0):
+    large = prob.stats.get("integer_variables", 0) > BUDGET.max_integer_variables
+    for _ in range(BUDGET.residual_passes if picked is not None and large else 0):
         if not _residual_columns(prob, cols, models, picked[:3], spent):
             break
         again = _integer_master(prob, cols, models, start=picked[3], spent=spent)
@@ -482,8 +460,8 @@ def column_generation(
     # block plans one model after the other (without standby; the full solve may add it)
     got = {gi: n for m in models for gi, n in (last.get(m) or {}).items()}
     per_model = {m: set((last.get(m) or {}).keys()) for m in models if last.get(m) is not None}
-    keep, redo = _conflicts(prob, models, got, per_model)
-    counts = _repair(prob, keep, redo, got, unit, cut, budget)
+    keep, redo = conflicts(prob, models, got, per_model)
+    counts = repair(prob, keep, redo, got, unit, cut, budget)
     return Decomposition(bound, lp, counts, rounds_done, hit_wall_clock=wall_hit, work=spent[0])
 
 
@@ -513,9 +491,9 @@ def _integer_master(prob: Problem, cols: _Columns, models: list[str], start: dic
                 units[prob.slot_types[t].pool] += prob.slot_types[t].units
         for pi, vi in gvars.items():
             hint[vi] = float(math.ceil(units.get(pi, 0) / UNITS_PER_GPU))
-    res = solve_highs(lm, time_limit=MASTER_WALL_CAP_S, seed=prob.settings.seed, rel_gap=MASTER_REL_GAP, max_nodes=MASTER_MAX_NODES, hint=hint)
+    res = solve_highs(lm, time_limit=BUDGET.master_wall_cap_s, seed=prob.settings.seed, rel_gap=MASTER_REL_GAP, max_nodes=BUDGET.master_max_nodes, hint=hint)
     if spent is not None:
-        spent[0] += res.lp_iterations + CG_NODE_WORK * res.nodes
+        spent[0] += res.lp_iterations + BUDGET.cg_node_work * res.nodes
     if res.values is None:
         return None
     counts: dict[int, int] = {}
@@ -535,7 +513,7 @@ def _integer_master(prob: Problem, cols: _Columns, models: list[str], start: dic
 def _plan_cost(prob: Problem, picked: tuple[dict[int, int], dict[int, int], dict[int, int]]) -> float:
     """$/h of whole GPUs for replica counts and swap slots."""
     counts, slots, _holds = picked
-    units, _ = _usage(prob, counts)
+    units, _ = usage(prob, counts)
     for t in slots:
         units[prob.slot_types[t].pool] += prob.slot_types[t].units
     return math.fsum(math.ceil(u / UNITS_PER_GPU) * prob.pools[pi].price_per_gpu_hour for pi, u in units.items())
@@ -556,14 +534,14 @@ def _residual_columns(prob: Problem, cols: _Columns, models: list[str], picked, 
         while c <= st.tp:
             slot_cut[(st.pool, c)] += st.tp
             c *= 2
-    total_units, total_cut = _usage(prob, counts)
+    total_units, total_cut = usage(prob, counts)
     caps = {c.name: c.budget_per_hour for c in prob.inputs.inventory.clusters if c.budget_per_hour is not None}
     held_by = {m for m in models if any(prob.standby_options[o].model == m for o in holds)}
     jobs = []
     for m in models:
         if m in held_by:
             continue  # its standby share stays as picked
-        mu, mc = _usage(prob, per.get(m, {}))
+        mu, mc = usage(prob, per.get(m, {}))
         units_left = {p.index: p.units - total_units.get(p.index, 0) + mu.get(p.index, 0) - slot_units.get(p.index, 0) for p in prob.pools}
         cut_left = {k: prob.pools[k[0]].cut_capacity(k[1]) - total_cut.get(k, 0) + mc.get(k, 0) - slot_cut.get(k, 0) for k in cut_rows(prob)}
         spend: dict[str, float] = defaultdict(float)
@@ -574,7 +552,7 @@ def _residual_columns(prob: Problem, cols: _Columns, models: list[str], picked, 
         scope = Scope(models=frozenset([m]), units_left=units_left, cut_left=cut_left, budget_left={c: b - spend.get(c, 0.0) for c, b in caps.items()}, fractional=True, standby=False, tie_break=False, aggregate_routing=True)
         jobs.append((m, scope))
     new = 0
-    for (m, _sc), (_val, got, h_, use, work, _x, _hit) in zip(jobs, _run_blocks(prob, jobs, fn=_block)):
+    for (m, _sc), (_val, got, h_, use, work, _x, _hit) in zip(jobs, run_blocks(prob, jobs, fn=_block)):
         new += cols.add(prob, m, got, h_, use)
         spent[0] += work
     return new

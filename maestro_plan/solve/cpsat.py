@@ -5,12 +5,12 @@ Integerisation (see model.py): a continuous variable with resolution r becomes a
 resolutions makes it integral, otherwise it is tightened (coefficients rounded up on `<=` sides,
 right-hand sides down), so that every CP-SAT solution is feasible for the float model.
 
-Reproducibility (DESIGN.md 5b and the CP-SAT parameter comments in sat_parameters.proto, OR-Tools
-9.15): `interleave_search=True` is the only mode in which a multi-worker search is a function of
-its input ("The search is deterministic (independently of num_workers!)"); the work budget is
+Reproducibility: one worker without interleaving (BUDGET.cpsat_workers), stopped by
 `max_deterministic_time` (about one unit per second of the machine the coefficients were fitted
-on), with a wall-clock cap as a safety net that, if it fires, is reported (`hit_wall_clock`) because
-the result may then depend on the machine's load. Defaults: 2 workers, seed 0.
+on), so that the point and the deterministic time reported are functions of the input. Measured:
+two interleaved workers (sat_parameters.proto calls that mode deterministic) still gave different
+plans on a loaded machine. A wall-clock cap remains as a safety net; if it fires the result may
+depend on the machine's load, and `hit_wall_clock` (and the plan's notes) say so.
 
 Lexicographic objectives: each phase re-solves the same CP model with the previous objectives held
 at their (integer, exact) optimum or incumbent, hinted with the previous phase's solution.
@@ -24,7 +24,8 @@ from collections.abc import Callable, Sequence
 
 from ortools.sat.python import cp_model
 
-from maestro_plan.solve.model import INF, LinearModel, PhaseResult, SolveResult, phase_time_shares, run_phase
+from maestro_plan.solve.budget import BUDGET
+from maestro_plan.solve.model import INF, LinearModel, Objective, PhaseOut, SolveResult, lexicographic
 
 INT_LIMIT = 2**62
 TARGET_COEF = 1e9  # largest coefficient after a non-exact scaling
@@ -58,7 +59,7 @@ def _exact_scale(coefs: Sequence[float], rhs: Sequence[float], base: int, max_ab
     return None
 
 
-class _Translator:
+class Translator:
     def __init__(self, model: LinearModel) -> None:
         self.model = model
         self.cp = cp_model.CpModel()
@@ -182,97 +183,85 @@ def solve_cpsat(
 ) -> SolveResult:
     """Solve lexicographically. `time_limit` is the deterministic work budget (CP-SAT units, ~seconds);
     the wall-clock cap (a safety net; if it fires the result may depend on machine load, and
-    `hit_wall_clock` says so) defaults to 3 x time_limit + 10 s."""
+    `hit_wall_clock` says so, in the plan's notes too) defaults to SolveBudget.cpsat_wall_cap_factor x time_limit +
+    SolveBudget.cpsat_wall_cap_s. `workers` is accepted for the callers' settings; CP-SAT runs SolveBudget.cpsat_workers."""
     t0 = time.perf_counter()
-    tr = _Translator(model)
-    cp = tr.cp
-    if wall_cap is None:
-        wall_cap = 3.0 * time_limit + 10.0
-    shares = phase_time_shares(model.objectives)
-    phases: list[PhaseResult] = []
-    values: list[float] | None = None
-    current_hint = list(hint) if hint is not None else None
-    total_det = 0.0
-    hit_wall = False
-    final_status = "unknown"
-    objectives = model.objectives or []
-    if not objectives:
-        objectives = []
-    n_phases = max(1, len(objectives))
-    for k in range(n_phases):
-        obj = objectives[k] if objectives else None
-        if obj is not None and not run_phase(objectives, k, [ph.status for ph in phases]):
-            continue
+    tr = Translator(model)
+    run = _CpSatPhases(tr, time_limit=time_limit, wall_cap=BUDGET.cpsat_wall_cap_factor * time_limit + BUDGET.cpsat_wall_cap_s if wall_cap is None else wall_cap, seed=seed, workers=workers, progress=progress, params=params or {})
+    lex = lexicographic(model, run.phase, run.hold, hint)
+    return SolveResult(
+        solver="cpsat",
+        status=lex.status,
+        values=lex.values,
+        phases=lex.phases,
+        wall_s=time.perf_counter() - t0,
+        deterministic_time=run.total_det,
+        hit_wall_clock=run.hit_wall,
+    )
+
+
+class _CpSatPhases:
+    """One CP model solved phase after phase (model.lexicographic): a phase sets its objective and
+    hint; holding an objective adds `expr <= incumbent` (exact in CP-SAT's integers)."""
+
+    def __init__(self, tr: Translator, *, time_limit: float, wall_cap: float, seed: int, workers: int, progress, params: dict) -> None:
+        self.tr, self.time_limit, self.wall_cap, self.seed, self.workers = tr, time_limit, wall_cap, seed, workers
+        self.progress, self.params = progress, params
+        self.total_det = 0.0
+        self.hit_wall = False
+        self._held: tuple[list[int], list[int], float] = ([], [], 0.0)  # the last phase's objective terms, incumbent
+
+    def _parameters(self, solver: cp_model.CpSolver, share: float) -> None:
+        p = solver.parameters
+        # one worker, no interleaving: the only setting measured to give the same point and the
+        # same deterministic time on an idle and on a loaded machine (2 interleaved workers did
+        # not: synth 100 GPUs seed 3, $516.18/h vs $513.90/h between two runs of the same code)
+        p.num_workers = BUDGET.cpsat_workers
+        p.interleave_search = False
+        p.random_seed = int(self.seed)
+        p.max_deterministic_time = max(0.05, self.time_limit * share)
+        p.max_time_in_seconds = max(0.5, self.wall_cap * share)
+        p.log_search_progress = False
+        for k_, v_ in self.params.items():
+            setattr(p, k_, v_)
+
+    def phase(self, obj: Objective | None, share: float, start: list[float] | None) -> PhaseOut:
+        tr, cp = self.tr, self.tr.cp
         cp.ClearObjective()
-        scale = 1.0
-        ids: list[int] = []
-        cs: list[int] = []
+        scale, ids, cs = 1.0, [], []
         if obj is not None:
             expr, scale, ids, cs = tr.objective_expr(obj.terms)
-            if obj.sense == "min":
-                cp.Minimize(expr)
-            else:
-                cp.Maximize(expr)
+            cp.Minimize(expr) if obj.sense == "min" else cp.Maximize(expr)
         cp.ClearHints()
-        if current_hint is not None:
-            for i, v in enumerate(current_hint):
-                y = int(round(v * tr.res[i]))
-                cp.AddHint(tr.ivars[i], y)
+        if start is not None:
+            for i, v in enumerate(start):
+                cp.AddHint(tr.ivars[i], int(round(v * tr.res[i])))
         solver = cp_model.CpSolver()
-        p = solver.parameters
-        p.num_workers = max(1, int(workers))
-        p.interleave_search = p.num_workers > 1
-        p.random_seed = int(seed)
-        p.max_deterministic_time = max(0.05, time_limit * shares[k])
-        p.max_time_in_seconds = max(0.5, wall_cap * shares[k])
-        p.log_search_progress = False
-        for k_, v_ in (params or {}).items():
-            setattr(p, k_, v_)
+        self._parameters(solver, share)
         ts = time.perf_counter()
-        if progress is not None and obj is not None:
-            cb = _Progress(progress, obj.name, scale, obj.constant, 1.0)
-            st = solver.Solve(cp, cb)
+        if self.progress is not None and obj is not None:
+            st = solver.Solve(cp, _Progress(self.progress, obj.name, scale, obj.constant, 1.0))
         else:
             st = solver.Solve(cp)
         wall = time.perf_counter() - ts
         det = solver.deterministic_time
-        total_det += det
+        self.total_det += det
         status = STATUS.get(st, "unknown")
+        p = solver.parameters
         if wall >= 0.98 * p.max_time_in_seconds and det < 0.98 * p.max_deterministic_time and status in ("feasible", "unknown"):
-            hit_wall = True
-        if status in ("optimal", "feasible"):
-            y = [solver.Value(v) for v in tr.ivars]
-            values = [yi / r for yi, r in zip(y, tr.res)]
-            current_hint = values
-            objval = obj.value(values) if obj is not None else None
-            bound = None
-            if obj is not None:
-                b = solver.BestObjectiveBound()
-                bound = b / scale + obj.constant if math.isfinite(b) else None
-                if status == "optimal":
-                    bound = objval
-            phases.append(PhaseResult(obj.name if obj else "feasibility", status, objval, bound, wall, det))
-            if k == 0:
-                final_status = status
-            if obj is not None and k + 1 < n_phases:
-                # hold this objective at its integer incumbent (exact in CP-SAT space)
-                held = int(round(solver.ObjectiveValue()))
-                e = cp_model.LinearExpr.WeightedSum([tr.ivars[i] for i in ids], cs)
-                if obj.sense == "min":
-                    cp.Add(e <= held)
-                else:
-                    cp.Add(e >= held)
-        else:
-            phases.append(PhaseResult(obj.name if obj else "feasibility", status, None, None, wall, det))
-            if k == 0:
-                final_status = status
-            break
-    return SolveResult(
-        solver="cpsat",
-        status=final_status,  # type: ignore[arg-type]
-        values=values,
-        phases=phases,
-        wall_s=time.perf_counter() - t0,
-        deterministic_time=total_det,
-        hit_wall_clock=hit_wall,
-    )
+            self.hit_wall = True
+        if status not in ("optimal", "feasible"):
+            return PhaseOut(status, wall_s=wall, deterministic_time=det)  # type: ignore[arg-type]
+        values = [solver.Value(v) / r for v, r in zip(tr.ivars, tr.res)]
+        bound = None
+        if obj is not None:
+            b = solver.BestObjectiveBound()
+            bound = obj.value(values) if status == "optimal" else (b / scale + obj.constant if math.isfinite(b) else None)
+            self._held = (ids, cs, solver.ObjectiveValue())
+        return PhaseOut(status, values, bound, wall, det)  # type: ignore[arg-type]
+
+    def hold(self, obj: Objective, res: PhaseOut) -> None:
+        ids, cs, incumbent = self._held
+        held = int(round(incumbent))
+        e = cp_model.LinearExpr.WeightedSum([self.tr.ivars[i] for i in ids], cs)
+        self.tr.cp.Add(e <= held) if obj.sense == "min" else self.tr.cp.Add(e >= held)

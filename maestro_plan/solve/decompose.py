@@ -4,15 +4,15 @@ The placement model couples models only through shared resources: GPUs of a pool
 cuts, cluster budgets, and swap slots. Everything else (replica counts per configuration,
 routing, zones, change penalty) belongs to one model. Here:
 
-- `_prices`: the LP relaxation of the model with GPU shares paid per replica (price x units / 8,
+- `lp_prices`: the LP relaxation of the model with GPU shares paid per replica (price x units / 8,
   which is what the LP of the full model pays too) and the duals of its shared rows: lambda_p per
   GPU unit of pool p, per GPU of each node-shape cut, per $ of each budget cap. They price the
   first round of blocks.
-- `_run_blocks`: every model's block (formulate.build_model with a Scope of one model, paying
+- `run_blocks`: every model's block (formulate.build_model with a Scope of one model, paying
   price x share (1 + lambda_budget) + lambda_p x units (+ cut prices) per replica) solved as a
   small MILP by HiGHS, in forked workers, results in input order (deterministic).
-- `_usage` / `fits`: what replica counts take of the shared resources, and whether they fit.
-- `_repair`: when no combination of block plans fits, the conflicting models are re-solved one
+- `usage` / `fits`: what replica counts take of the shared resources, and whether they fit.
+- `repair`: when no combination of block plans fits, the conflicting models are re-solved one
   after the other against what the others left, the one that finds no room moved first.
 
 Bound (Lagrangian): for prices lambda >= 0, the sum of the blocks' optima (their dual bounds when a
@@ -26,14 +26,12 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from maestro_plan.plan.families import Family
+from maestro_plan.solve.budget import BUDGET
 from maestro_plan.solve.formulate import Scope, build_model
 from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
 
-BLOCK_WALL_CAP_S = 10.0
 BLOCK_REL_GAP = 1e-4  # blocks stop at 0.01%: the bound adds each block's dual bound, so it stays valid
-BLOCK_MAX_NODES = 2000  # deterministic work limit per block (its dual bound still counts)
-MAX_INTEGER_VARIABLES = 20000  # above this the full model skips the decomposition (see planner.py)
-REPAIR_ATTEMPTS = 4  # sequential repairs, each with the model that found no room moved first
 
 
 @dataclass
@@ -45,21 +43,21 @@ class Decomposition:
     slots: dict[int, int] | None = None  # swap slots of the start (slot type -> 1)
     holds: dict[int, int] | None = None  # standby options held in them (option -> 1)
     hit_wall_clock: bool = False  # a block's wall-clock safety cap fired (result may depend on load)
-    work: int = 0  # HiGHS simplex iterations + colgen.CG_NODE_WORK x nodes spent (deterministic)
+    work: int = 0  # HiGHS simplex iterations + BUDGET.cg_node_work x nodes spent (deterministic)
     column_groups: frozenset[int] = frozenset()  # replica groups some column uses (colgen.py)
     column_options: frozenset[int] = frozenset()  # standby options some column holds
 
 
-def _prices(prob: Problem, standby: bool = True) -> tuple[float | None, dict[int, float], dict[tuple[int, int], float], dict[str, float]]:
+def lp_prices(prob: Problem, standby: bool = True) -> tuple[float | None, dict[int, float], dict[tuple[int, int], float], dict[str, float]]:
     """LP of the fractional full model; duals of its shared rows (as non-negative prices)."""
     import numpy as np
 
-    from maestro_plan.solve.milp import _highs_instance, _set_objective
+    from maestro_plan.solve.milp import highs_instance, set_objective
 
     lm, v = build_model(prob, Scope(fractional=True, tie_break=False, standby=standby))
     lm.objectives = [o for o in lm.objectives if o.name == "cost"]
-    h = _highs_instance(lm, relax=True, seed=prob.settings.seed, time_limit=60.0)
-    _set_objective(h, lm, 0)
+    h = highs_instance(lm, relax=True, seed=prob.settings.seed, time_limit=60.0)
+    set_objective(h, lm, 0)
     h.run()
     import highspy
 
@@ -70,20 +68,17 @@ def _prices(prob: Problem, standby: bool = True) -> tuple[float | None, dict[int
     unit: dict[int, float] = {}
     cut: dict[tuple[int, int], float] = {}
     budget: dict[str, float] = {}
-    by_key = {p.key: p.index for p in prob.pools}
     for j, r in enumerate(lm.rows):
         lam = max(0.0, -float(duals[j]))  # a binding <= row of a minimisation has a dual <= 0
         if lam <= 1e-12:
             continue
-        if r.family == "inventory":
-            name = r.name[len("inventory[") : -1]
-            if "/tp>=" in name:
-                pk, t = name.split("/tp>=")
-                cut[(by_key[pk], int(t))] = lam
-            else:
-                unit[by_key[name]] = lam
-        elif r.family == "budget":
-            budget[r.name[len("budget[") : -1]] = lam
+        if r.family == Family.INVENTORY and r.key[0] == "cut":
+            _, pi, t = r.key
+            cut[(pi, t)] = lam
+        elif r.family == Family.INVENTORY:
+            unit[r.key[1]] = lam
+        elif r.family == Family.BUDGET:
+            budget[r.key[1]] = lam
     return obj, unit, cut, budget
 
 
@@ -91,7 +86,7 @@ def _block(prob: Problem, scope: Scope, seed: int):
     from maestro_plan.solve.milp import solve_highs
 
     lm, v = build_model(prob, scope)
-    return lm, v, solve_highs(lm, time_limit=BLOCK_WALL_CAP_S, seed=seed, rel_gap=BLOCK_REL_GAP, max_nodes=BLOCK_MAX_NODES)
+    return lm, v, solve_highs(lm, time_limit=BUDGET.block_wall_cap_s, seed=seed, rel_gap=BLOCK_REL_GAP, max_nodes=BUDGET.block_max_nodes)
 
 
 _SHARED: Problem | None = None  # the problem, inherited by forked block workers
@@ -103,7 +98,7 @@ def _worker(job):
     return fn(_SHARED, scope, seed)
 
 
-def _run_blocks(prob: Problem, jobs: list[tuple[str, object]], fn, min_parallel: int = 4) -> list:
+def run_blocks(prob: Problem, jobs: list[tuple[str, object]], fn, min_parallel: int = 4) -> list:
     """Solve the blocks with `fn(prob, job, seed)` (a module-level function, so that forked
     workers can run it), in `workers` forked processes where the platform allows and there are
     at least `min_parallel` jobs (each block is deterministic, and results are collected in input
@@ -132,7 +127,7 @@ def _run_blocks(prob: Problem, jobs: list[tuple[str, object]], fn, min_parallel:
     return [fn(prob, sc, seed) for _, sc in jobs]
 
 
-def _usage(prob: Problem, counts: dict[int, int]):
+def usage(prob: Problem, counts: dict[int, int]):
     units: dict[int, int] = defaultdict(int)
     cut: dict[tuple[int, int], int] = defaultdict(int)
     for gi, n in counts.items():
@@ -151,7 +146,7 @@ def _usage(prob: Problem, counts: dict[int, int]):
 def _overused(prob: Problem, counts: dict[int, int]) -> tuple[set[int], set[str]]:
     """Pools whose GPUs or node-shape cuts, and budget-capped clusters whose $/h, these replica
     counts exceed (whole GPUs per pool)."""
-    units, cut = _usage(prob, counts)
+    units, cut = usage(prob, counts)
     bad_pools = {pi for pi, u in units.items() if u > prob.pools[pi].units}
     for (pi, t), used in cut.items():
         p = prob.pools[pi]
@@ -175,7 +170,7 @@ def cut_rows(prob: Problem) -> list[tuple[int, int]]:
     return [(p.index, t) for p in prob.pools for t in p.cut_sizes]
 
 
-def _const(prob: Problem, unit, cut, budget) -> float:
+def priced_capacity(prob: Problem, unit, cut, budget) -> float:
     """sum of lambda x capacity over the dualised rows."""
     const = sum(lam * prob.pools[pi].units for pi, lam in unit.items())
     for (pi, t), lam in cut.items():
@@ -187,10 +182,10 @@ def _const(prob: Problem, unit, cut, budget) -> float:
     return const
 
 
-def _repair(prob: Problem, keep: set[str], redo: list[str], counts: dict[int, int], unit, cut, budget) -> dict[int, int] | None:
+def repair(prob: Problem, keep: set[str], redo: list[str], counts: dict[int, int], unit, cut, budget) -> dict[int, int] | None:
     """Re-solve the `redo` models in turn against what the kept ones use. A model that finds no
     room goes first next time, and kept models using any pool it could use join the re-solved
-    ones (up to REPAIR_ATTEMPTS times)."""
+    ones (up to BUDGET.repair_attempts times)."""
     keep = set(keep)
     first: list[str] = []
     model_of = {gi: prob.candidates[prob.groups[gi].cand].model for gi in counts}
@@ -200,7 +195,7 @@ def _repair(prob: Problem, keep: set[str], redo: list[str], counts: dict[int, in
     used_pools: dict[str, set[int]] = defaultdict(set)
     for gi in counts:
         used_pools[model_of[gi]].add(prob.groups[gi].pool)
-    for _ in range(REPAIR_ATTEMPTS):
+    for _ in range(BUDGET.repair_attempts):
         fixed = {gi: n for gi, n in counts.items() if model_of[gi] in keep}
         seq, failed = _sequential(prob, list(redo), unit, cut, budget, fixed, first=first)
         if seq is not None:
@@ -216,7 +211,7 @@ def _repair(prob: Problem, keep: set[str], redo: list[str], counts: dict[int, in
     return None
 
 
-def _conflicts(prob: Problem, models: list[str], counts: dict[int, int], per_model: dict[str, set[int]]) -> tuple[set[str], list[str]]:
+def conflicts(prob: Problem, models: list[str], counts: dict[int, int], per_model: dict[str, set[int]]) -> tuple[set[str], list[str]]:
     """Models whose block solution uses an over-used pool, cut or budget, or that have none."""
     bad_pools, bad_clusters = _overused(prob, counts)
     redo = []
@@ -245,7 +240,7 @@ def _sequential(prob: Problem, models: list[str], unit, cut_price, budget_price,
     seq: dict[int, int] = dict(fixed or {})
     caps = {c.name: c.budget_per_hour for c in prob.inputs.inventory.clusters if c.budget_per_hour is not None}
     for m in order:
-        units, cut = _usage(prob, seq)
+        units, cut = usage(prob, seq)
         units_left = {p.index: p.units - units.get(p.index, 0) for p in prob.pools}
         cut_left = {(pi, t): prob.pools[pi].cut_capacity(t) - cut.get((pi, t), 0) for pi, t in cut_rows(prob)}
         spend: dict[str, float] = defaultdict(float)

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 
 from maestro_plan.errors import InfeasibleError, Shortfall
 from maestro_plan.estimate import latency_at_load, replica_memory
-from maestro_plan.solve.model import INF, LinearModel, Var
-
-GIB = 2**30
+from maestro_plan.plan.families import Family
+from maestro_plan.solve.budget import BUDGET
+from maestro_plan.solve.model import INF, LinearModel
+from maestro_plan.units import GIB
 
 
 def precheck(inputs, settings, demands, all_cands, candidates, classes, caps, pools, net) -> None:
@@ -148,24 +150,46 @@ def _links(inputs) -> set[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------
 
 
-def elastic(prob, *, time_limit: float = 30.0, proved: bool = True, limit_s: float | None = None) -> InfeasibleError:
+def elastic(prob, *, proved: bool = True, limit_s: float | None = None) -> InfeasibleError:
     """Solve the model with penalised slack per constraint family; describe what is short.
     `proved`: a backend proved the model infeasible (otherwise none found a plan within
     `limit_s` seconds of work, and the message says so)."""
     from maestro_plan.solve.milp import solve_highs
 
+    lm, slack_of = _elastic_model(prob)
+    res = solve_highs(lm, time_limit=BUDGET.explain_wall_cap_s, seed=prob.settings.seed, max_nodes=BUDGET.explain_max_nodes)
+    if res.values is None:
+        return InfeasibleError(
+            "no plan satisfies the constraints, and the relaxed model did not solve in time to say why",
+            reasons=["try a longer --time-limit, or check the binding resources with --objective goodput"],
+        )
+    shortfalls = _shortfalls(prob, res.values, slack_of)
+    if not proved:
+        lead = f"no plan found within the time limit ({limit_s:g} s of solver work)" if limit_s is not None else "no plan found"
+        if not shortfalls:
+            return InfeasibleError(f"{lead}, and the relaxed model finds no resource short: a plan may exist; try a longer --time-limit or another --solver")
+        return InfeasibleError(f"{lead}; the smallest additions that make one possible:", shortfalls)
+    if not shortfalls:
+        return InfeasibleError("no plan satisfies the constraints (the solver proved it), but no single resource is short: check budget caps and zone spread together")
+    return InfeasibleError("no plan satisfies the constraints; the smallest additions that make one possible:", shortfalls)
+
+
+def _elastic_model(prob) -> tuple[LinearModel, dict[int, tuple[str, object]]]:
+    """The model with penalised slack on inventory (extra GPUs per pool), node-shape cuts, budget
+    caps, zone spreads and demand; the slack variables and what each stands for."""
     base = prob.lm
     lm = LinearModel()
     for v in base.vars:
-        lm.vars.append(Var(v.name, v.lb, v.ub, v.integer, v.resolution, v.family))
+        lm.vars.append(replace(v))
     lm._names = dict(base._names)
+    lm._keys = dict(base._keys)
     pools, cands, groups = prob.pools, prob.candidates, prob.groups
     penalty: dict[int, float] = {}
     slack_of: dict[int, tuple[str, object]] = {}
     # replicas may exceed what a pool holds; GPUs used may exceed the pool
     total_need: dict[str, float] = defaultdict(float)
     for d in prob.demands:
-        total_need[d.model] += d.rate_rps * d.provision_factor * (1 + prob.settings.headroom)
+        total_need[d.model] += d.provisioned_rps(prob.settings.headroom)
     for g in groups:
         vi = prob.v.n[g.index]
         extra = math.ceil(total_need[cands[g.cand].model] / max(g.capacity.rps, 1e-9)) + 2
@@ -175,42 +199,42 @@ def elastic(prob, *, time_limit: float = 30.0, proved: bool = True, limit_s: flo
         p = pools[pi]
         lm.vars[vi].ub = INF
         e = lm.var(f"extra_gpus[{p.key}]", 0, INF)
-        lm.le(f"elastic_inventory[{p.key}]", "inventory", {vi: 1.0, e: -1.0}, float(p.gpus))
+        lm.le(f"elastic_inventory[{p.key}]", Family.INVENTORY, {vi: 1.0, e: -1.0}, float(p.gpus), key=("elastic", pi))
         penalty[e] = 1.0
         slack_of[e] = ("inventory", pi)
     for r in base.rows:
         terms = dict(zip(r.idx, r.coef))
         lo, hi = r.lo, r.hi
         fam = r.family
-        if fam == "inventory" and "/tp>=" in r.name:
+        if fam == Family.INVENTORY and r.key[0] == "cut":
             e = lm.var(f"slack[{r.name}]", 0, INF)
             terms[e] = -1.0
             penalty[e] = 1.0
-            slack_of[e] = ("cut", r.name)
-        elif fam == "budget":
+            slack_of[e] = ("cut", r.key[1:])
+        elif fam == Family.BUDGET:
             e = lm.var(f"slack[{r.name}]", 0, INF)
             terms[e] = -1.0
             penalty[e] = 1.0 / min_price
-            slack_of[e] = ("budget", r.name)
-        elif fam == "zones" and r.name.startswith("zones["):
+            slack_of[e] = ("budget", r.key[1])
+        elif fam == Family.ZONES and r.key[0] == "spread":
             e = lm.var(f"slack[{r.name}]", 0, INF)
             terms[e] = 1.0
             penalty[e] = 10.0
-            slack_of[e] = ("zones", r.name)
-        elif fam == "demand":
+            slack_of[e] = ("zones", r.key[1])
+        elif fam == Family.DEMAND:
             e = lm.var(f"slack[{r.name}]", 0, 1)
             terms[e] = 1.0
             penalty[e] = 1000.0
-            slack_of[e] = ("demand", r.name)
-        lm.row(r.name, fam, terms, lo=lo, hi=hi)
+            slack_of[e] = ("demand", r.key[1])
+        lm.row(r.name, fam, terms, lo=lo, hi=hi, key=r.key)
     lm.objective("slack", "min", penalty)
-    res = solve_highs(lm, time_limit=time_limit, seed=prob.settings.seed)
-    if res.values is None:
-        return InfeasibleError(
-            "no plan satisfies the constraints, and the relaxed model did not solve in time to say why",
-            reasons=["try a longer --time-limit, or check the binding resources with --objective goodput"],
-        )
-    x = res.values
+    return lm, slack_of
+
+
+def _shortfalls(prob, x: list[float], slack_of: dict[int, tuple[str, object]]) -> list[Shortfall]:
+    """What the relaxed solution x adds: GPUs per (cluster, GPU type) and who needs them, cut
+    capacity, budget, failure domains, unserved demand."""
+    pools, groups = prob.pools, prob.groups
     shortfalls: list[Shortfall] = []
     # who uses each pool in the relaxed solution
     users: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
@@ -234,32 +258,24 @@ def elastic(prob, *, time_limit: float = 30.0, proved: bool = True, limit_s: flo
         if val <= 1e-6 or kind == "inventory":
             continue
         if kind == "cut":
-            pkey, t = ref[len("inventory[") : -1].split("/tp>=")
-            p = next(p for p in pools if p.key == pkey)
-            cap = p.cut_capacity(int(t))
+            pi, t = ref
+            p = pools[pi]
+            cap = p.cut_capacity(t)
             shortfalls.append(
-                Shortfall("inventory", f"replicas of TP >= {t} in pool {p.name} ({p.cluster})", cap + round(val), cap, "GPUs", f"nodes of {p.gpus_per_node} GPUs hold at most {p.gpus_per_node // int(t)} such group(s) each")
+                Shortfall("inventory", f"replicas of TP >= {t} in pool {p.name} ({p.cluster})", cap + round(val), cap, "GPUs", f"nodes of {p.gpus_per_node} GPUs hold at most {p.gpus_per_node // t} such group(s) each")
             )
         elif kind == "budget":
-            cl = ref[len("budget[") : -1]
+            cl = ref
             cap = next(c.budget_per_hour for c in prob.inputs.inventory.clusters if c.name == cl)
             shortfalls.append(Shortfall("budget", f"cluster '{cl}'", round(cap + val, 2), round(cap, 2), "$/h", "the demand it must serve costs more than its budget cap"))
         elif kind == "zones":
-            m = ref[len("zones[") : -1]
+            m = ref
             need = prob.zones_required.get(m, 0)
             shortfalls.append(Shortfall("zones", f"interactive model '{m}'", need, need - round(val), "failure domains", "not enough capacity left in other zones for a second replica"))
         elif kind == "demand":
-            key = ref[len("demand[") : -1]
-            d = next(d for d in prob.demands if d.key == key)
+            d = prob.demands[ref]
             shortfalls.append(Shortfall("demand", f"{d.priority} demand for '{d.model}' from '{d.source}'", round(d.rate_rps, 6), round(d.rate_rps * (1 - val), 6), "req/s", "no capacity can be routed to it"))
-    if not proved:
-        lead = f"no plan found within the time limit ({limit_s:g} s of solver work)" if limit_s is not None else "no plan found"
-        if not shortfalls:
-            return InfeasibleError(f"{lead}, and the relaxed model finds no resource short: a plan may exist; try a longer --time-limit or another --solver")
-        return InfeasibleError(f"{lead}; the smallest additions that make one possible:", shortfalls)
-    if not shortfalls:
-        return InfeasibleError("no plan satisfies the constraints (the solver proved it), but no single resource is short: check budget caps and zone spread together")
-    return InfeasibleError("no plan satisfies the constraints; the smallest additions that make one possible:", shortfalls)
+    return shortfalls
 
 
 def _who(users: list[tuple[str, str, str]], cluster: str) -> str:

@@ -68,6 +68,7 @@ from maestro_plan.estimate import (
 )
 from maestro_plan.load.loader import tp_allowed
 from maestro_plan.load.schema import Inputs
+from maestro_plan.plan.families import Family
 from maestro_plan.solve.model import LinearModel
 from maestro_plan.solve.problem import (
     ROUTE_RESOLUTION,
@@ -86,8 +87,7 @@ from maestro_plan.solve.problem import (
     StandbyOption,
     Vars,
 )
-
-GIB = 2**30
+from maestro_plan.units import GIB
 
 WAKE_OVERHEAD_MS = 100.0
 """Fixed part of waking a sleeping vLLM engine beyond copying its weights: the vLLM blog
@@ -219,6 +219,8 @@ class _Builder:
         self.current_plan = current_plan
         self.notes: list[str] = []
         self.cap_cache: dict[tuple, CapacityResult | None] = {}
+        self.mem_cache: dict[tuple, object] = {}  # (model, GPU type, tp, units) -> replica_memory
+        self.weight_cache: dict[str, int] = {}  # model -> whole-model weight bytes
 
     # ---------------------------------------------------------------- candidates
     def candidates(self, models: list[str], pools: list[Pool]) -> list[Candidate]:
@@ -330,72 +332,118 @@ def build_problem(inputs: Inputs, settings: SolveSettings, *, demand_model=None,
     pools = pools_of(inputs)
     net = network(inputs)
     demands = demand_rows(b.dm, settings)
-    clusters = sorted({p.cluster for p in pools})
     models = sorted({d.model for d in demands})
     all_cands = b.candidates(models, pools)
-    classes = b.classes(demands, clusters, net)
+    classes = b.classes(demands, sorted({p.cluster for p in pools}), net)
     cls_by_model: dict[str, list[ServiceClass]] = defaultdict(list)
     for c in classes:
         cls_by_model[c.model].append(c)
+    caps = _capacities(b, all_cands, cls_by_model)
+    protected, cur_raw = _current_replicas(current_plan)
+    usable = [c for c in all_cands if any((c.index, sc.index) in caps for sc in cls_by_model[c.model])]
+    dominated = _dominated(usable, caps, cls_by_model, protected)
+    candidates, caps = _reindex([c for c in usable if c.index not in dominated], caps)
+    explain.precheck(inputs, settings, demands, all_cands, candidates, classes, caps, pools, net)
+    groups, arcs = _groups_and_arcs(candidates, pools, cls_by_model, caps, demands, net)
+    zones_required = _zones_required(models, demands, pools, settings)
+    slot_types, options, sarcs = _standby(b, pools, demands, all_cands, groups, candidates, net) if settings.standby else ([], [], [])
+    current = _current_counts(cur_raw, candidates, pools, b.notes) if current_plan is not None else {}
+    explain.precheck_routes(inputs, settings, demands, groups, arcs, sarcs, pools, candidates, zones_required)
+    stats = {
+        "candidates_enumerated": len(all_cands),
+        "candidates_without_capacity": len(all_cands) - len(usable),
+        "candidates_dominated": len(dominated),
+        "candidates": len(candidates),
+        "service_classes": len(classes),
+        "groups": len(groups),
+        "arcs": len(arcs),
+        "standby_slot_types": len(slot_types),
+        "standby_options": len(options),
+        "standby_arcs": len(sarcs),
+    }
+    prob = Problem(settings, pools, demands, candidates, classes, groups, arcs, slot_types, options, sarcs, net, zones_required, current, b.notes, stats, demand_model=b.dm, inputs=inputs)
+    for a in arcs:
+        prob.arcs_of_group.setdefault(a.group, []).append(a.index)
+        prob.arcs_of_demand.setdefault(a.demand, []).append(a.index)
+    for a in sarcs:
+        prob.sarcs_of_demand.setdefault(a.demand, []).append(a.index)
+    build_model(prob)
+    prob.stats.update(prob.lm.stats())
+    return prob
 
-    # capacity of every candidate for every class of its model
+
+def _capacities(b: _Builder, cands: list[Candidate], cls_by_model: dict[str, list[ServiceClass]]) -> dict[tuple[int, int], CapacityResult]:
+    """Capacity of every candidate for every service class of its model (where it has one)."""
     caps: dict[tuple[int, int], CapacityResult] = {}
-    for cand in all_cands:
+    for cand in cands:
         for sc in cls_by_model[cand.model]:
             r = b.capacity(cand, sc.mix, sc.budget_ms)
             if r is not None:
                 caps[(cand.index, sc.index)] = r
+    return caps
 
-    # current plan (for the change penalty): protect its configurations from pruning
+
+def _current_replicas(current_plan) -> tuple[set[str], dict[tuple[str, str, str], int]]:
+    """The plan in force (change penalty): candidate keys to protect from pruning, and replica
+    counts per (candidate key, cluster, pool)."""
     protected: set[str] = set()
-    cur_raw: dict[tuple[str, str, str], int] = defaultdict(int)  # (cand key, cluster, pool) -> count
+    cur_raw: dict[tuple[str, str, str], int] = defaultdict(int)
     if current_plan is not None:
         for r in current_plan.replicas:
             units = int(round(r.compute_share * UNITS_PER_GPU * r.tp)) if r.tp == 1 else r.tp * UNITS_PER_GPU
             key = f"{r.model}@{r.gpu_type}/tp{r.tp}/u{units}"
             protected.add(key)
             cur_raw[(key, r.cluster, r.node_pool)] += 1
+    return protected, cur_raw
 
-    # prune: no capacity anywhere, then dominated (k copies of a smaller one serve at least as much)
-    usable = [c for c in all_cands if any((c.index, sc.index) in caps for sc in cls_by_model[c.model])]
+
+def _dominated(usable: list[Candidate], caps, cls_by_model, protected: set[str]) -> set[int]:
+    """Candidates some other one of the same model and GPU type dominates: k copies of a smaller
+    one (k = the size ratio) serve at least as much in every class."""
     dominated: set[int] = set()
     by_mg: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
     for c in usable:
         by_mg[(c.model, c.gpu_type)].append(c)
     for (mid, _), cs in sorted(by_mg.items()):
-        scs = cls_by_model[mid]
         for A in cs:
             if A.key in protected:
                 continue
             for B in cs:
                 if B.index == A.index or B.index in dominated or A.units % B.units:
                     continue
-                k = A.units // B.units
-                ok = True
-                strict = False
-                for sc in scs:
-                    ca = caps.get((A.index, sc.index))
-                    cb = caps.get((B.index, sc.index))
-                    va = ca.rps if ca else 0.0
-                    vb = k * (cb.rps if cb else 0.0)
-                    if vb < va * (1 - 1e-12):
-                        ok = False
-                        break
-                    if vb > va * (1 + 1e-12):
-                        strict = True
-                if ok and (strict or k > 1 or B.key < A.key):
+                if _dominates(B, A, caps, cls_by_model[mid]):
                     dominated.add(A.index)
                     break
-    kept = [c for c in usable if c.index not in dominated]
-    # re-index candidates
+    return dominated
+
+
+def _dominates(B: Candidate, A: Candidate, caps, scs: list[ServiceClass]) -> bool:
+    """k = A.units / B.units copies of B serve at least what A serves in every class (strictly
+    more somewhere, or k > 1, or a tie broken by key)."""
+    k = A.units // B.units
+    strict = False
+    for sc in scs:
+        ca = caps.get((A.index, sc.index))
+        cb = caps.get((B.index, sc.index))
+        va = ca.rps if ca else 0.0
+        vb = k * (cb.rps if cb else 0.0)
+        if vb < va * (1 - 1e-12):
+            return False
+        if vb > va * (1 + 1e-12):
+            strict = True
+    return strict or k > 1 or B.key < A.key
+
+
+def _reindex(kept: list[Candidate], caps) -> tuple[list[Candidate], dict[tuple[int, int], CapacityResult]]:
     remap = {c.index: i for i, c in enumerate(kept)}
     candidates = [replace(c, index=remap[c.index]) for c in kept]
-    caps = {(remap[ci], si): r for (ci, si), r in caps.items() if ci in remap}
+    return candidates, {(remap[ci], si): r for (ci, si), r in caps.items() if ci in remap}
 
-    # pre-solve explanations: models that cannot be placed at all
-    explain.precheck(inputs, settings, demands, all_cands, candidates, classes, caps, pools, net)
 
-    # groups and arcs
+def _groups_and_arcs(candidates, pools, cls_by_model, caps, demands, net) -> tuple[list[Group], list[Arc]]:
+    """A group per (candidate, pool of its GPU type, class of the pool's cluster) where the class
+    has capacity (a per-demand class only where it buys CLASS_GAIN over class `all`); an arc per
+    demand the class serves."""
     groups: list[Group] = []
     arcs: list[Arc] = []
     for cand in candidates:
@@ -412,99 +460,47 @@ def build_problem(inputs: Inputs, settings: SolveSettings, *, demand_model=None,
                 if sc.cluster == p.cluster and sc.is_all:
                     base = caps.get((cand.index, sc.index))
             for sc in cls_by_model[cand.model]:
-                if sc.cluster != p.cluster:
-                    continue
-                cap = caps.get((cand.index, sc.index))
-                if cap is None:
-                    continue
-                if not sc.is_all and base is not None and cap.rps <= CLASS_GAIN * base.rps:
+                cap = caps.get((cand.index, sc.index)) if sc.cluster == p.cluster else None
+                if cap is None or (not sc.is_all and base is not None and cap.rps <= CLASS_GAIN * base.rps):
                     continue
                 g = Group(len(groups), f"{cand.key}@{p.key}/{sc.index}", cand.index, p.index, sc.index, cap, max_count)
                 groups.append(g)
                 for di in sc.demands:
                     d = demands[di]
                     arcs.append(Arc(len(arcs), di, g.index, net[(d.source, p.cluster)]))
+    return groups, arcs
 
-    # zones
+
+def _zones_required(models: list[str], demands: list[DemandRow], pools: list[Pool], settings: SolveSettings) -> dict[str, int]:
+    """Failure domains each model with interactive demand must span (at most the fleet's)."""
     all_domains = {p.failure_domain for p in pools}
-    zones_required: dict[str, int] = {}
+    out: dict[str, int] = {}
     for mid in models:
         if any(d.model == mid and d.priority == "interactive" for d in demands):
-            zones_required[mid] = min(max(0, settings.min_zones_interactive), len(all_domains))
+            out[mid] = min(max(0, settings.min_zones_interactive), len(all_domains))
+    return out
 
-    # standby
-    slot_types: list[SlotType] = []
-    options: list[StandbyOption] = []
-    sarcs: list[StandbyArc] = []
-    if settings.standby:
-        slot_types, options, sarcs = _standby(b, inputs, settings, pools, demands, all_cands, groups, candidates, net)
 
-    # current counts per (cand, pool)
+def _current_counts(cur_raw, candidates: list[Candidate], pools: list[Pool], notes: list[str]) -> dict[tuple[int, int], int]:
+    """Replicas of the plan in force per (candidate, pool) of these inputs; a note for the lost."""
+    cand_by_key = {c.key: c.index for c in candidates}
+    pool_by_key = {(p.cluster, p.name): p.index for p in pools}
     current: dict[tuple[int, int], int] = {}
-    if current_plan is not None:
-        cand_by_key = {c.key: c.index for c in candidates}
-        pool_by_key = {(p.cluster, p.name): p.index for p in pools}
-        lost = 0
-        for (ck, cl, pn), cnt in sorted(cur_raw.items()):
-            if ck in cand_by_key and (cl, pn) in pool_by_key:
-                current[(cand_by_key[ck], pool_by_key[(cl, pn)])] = cnt
-            else:
-                lost += cnt
-        if lost:
-            b.notes.append(f"{lost} replica(s) of the current plan have no counterpart in these inputs (configuration no longer fits or pool gone); they are removed")
-
-    explain.precheck_routes(inputs, settings, demands, groups, arcs, sarcs, pools, candidates, zones_required)
-
-    prob = Problem(
-        settings=settings,
-        pools=pools,
-        demands=demands,
-        candidates=candidates,
-        classes=classes,
-        groups=groups,
-        arcs=arcs,
-        slot_types=slot_types,
-        standby_options=options,
-        standby_arcs=sarcs,
-        net=net,
-        zones_required=zones_required,
-        current=current,
-        notes=b.notes,
-        stats={
-            "candidates_enumerated": len(all_cands),
-            "candidates_without_capacity": len(all_cands) - len(usable),
-            "candidates_dominated": len(dominated),
-            "candidates": len(candidates),
-            "service_classes": len(classes),
-            "groups": len(groups),
-            "arcs": len(arcs),
-            "standby_slot_types": len(slot_types),
-            "standby_options": len(options),
-            "standby_arcs": len(sarcs),
-        },
-        demand_model=b.dm,
-        inputs=inputs,
-    )
-    for a in arcs:
-        prob.arcs_of_group.setdefault(a.group, []).append(a.index)
-        prob.arcs_of_demand.setdefault(a.demand, []).append(a.index)
-    for a in sarcs:
-        prob.sarcs_of_demand.setdefault(a.demand, []).append(a.index)
-    build_model(prob)
-    prob.stats.update(prob.lm.stats())
-    return prob
+    lost = 0
+    for (ck, cl, pn), cnt in sorted(cur_raw.items()):
+        if ck in cand_by_key and (cl, pn) in pool_by_key:
+            current[(cand_by_key[ck], pool_by_key[(cl, pn)])] = cnt
+        else:
+            lost += cnt
+    if lost:
+        notes.append(f"{lost} replica(s) of the current plan have no counterpart in these inputs (configuration no longer fits or pool gone); they are removed")
+    return current
 
 
-def _standby(b: _Builder, inputs: Inputs, settings: SolveSettings, pools, demands, all_cands, groups, candidates, net):
-    """Swap-slot types, the models each may hold, and the standby routing arcs (see module doc)."""
-    best_cap: dict[str, float] = defaultdict(float)
-    for g in groups:
-        c = candidates[g.cand]
-        best_cap[c.model] = max(best_cap[c.model], g.capacity.rps)
-    need: dict[str, float] = defaultdict(float)
-    for d in demands:
-        need[d.model] += d.rate_rps * d.provision_factor * (1.0 + settings.headroom)
-    rare = sorted(m for m in need if best_cap.get(m, 0.0) > 0 and need[m] < best_cap[m])
+def _standby(b: _Builder, pools, demands, all_cands, groups, candidates, net) -> tuple[list[SlotType], list[StandbyOption], list[StandbyArc]]:
+    """Swap-slot types, the models each may hold, and the standby routing arcs (see module doc).
+    At most one slot type per pool; options and arcs are numbered as they are kept."""
+    rare = _rare_models(b.s.headroom, demands, groups, candidates)
     if not rare:
         return [], [], []
     configs: dict[str, set[tuple[int, int]]] = defaultdict(set)
@@ -514,85 +510,107 @@ def _standby(b: _Builder, inputs: Inputs, settings: SolveSettings, pools, demand
     slot_types: list[SlotType] = []
     options: list[StandbyOption] = []
     sarcs: list[StandbyArc] = []
-    engine = b.engine
-    wb_cache: dict[str, int] = {}
-    mem_cache: dict[tuple, object] = {}
     for p in pools:
-        gpu = inputs.gpu_types[p.gpu_type]
-        # one swap-slot configuration per pool: the one that can hold the most rare models
-        # (smallest first on ties), which keeps the model small
-        choices = []
-        for tp, units in sorted(configs.get(p.gpu_type, ()), key=lambda t: (t[1], t[0])):
-            if tp > p.gpus_per_node:
-                continue
-            f = units / (UNITS_PER_GPU * tp)
-            frac = b.util * f
-            residual = engine.non_torch_bytes(tp) + int(getattr(engine, "cuda_graph_bytes", 0))
-            held: list[StandbyOption] = []
-            for mid in rare:
-                m = inputs.models[mid]
-                if tp not in m.tp_degrees:
-                    continue
-                mk = (mid, gpu.id, tp, units)
-                if mk not in mem_cache:
-                    mem_cache[mk] = replica_memory(m, gpu, tp, gpu_memory_utilization=frac, max_model_len=m.context_len, engine=engine)
-                mem = mem_cache[mk]
-                pool_bytes = int(mem.kv_pool_bytes_per_gpu) - (STANDBY_MAX_MODELS - 1) * residual
-                if pool_bytes <= 0 or mem.kv_bytes_per_token_per_gpu <= 0:
-                    continue
-                tokens = pool_bytes // (mem.kv_bytes_per_token_per_gpu * engine.block_size) * engine.block_size
-                if tokens < m.context_len:
-                    continue
-                if mid not in wb_cache:
-                    wb_cache[mid] = int(weight_bytes_total(m))
-                wbytes = wb_cache[mid]
-                if wbytes > STANDBY_DRAM_FRACTION * p.host_dram_bytes:
-                    continue
-                cold = wbytes / (gpu.host_to_gpu_gbps * 1e9) * 1000.0 + WAKE_OVERHEAD_MS
-                overhead = int(mem.activation_bytes_per_gpu) + int(mem.non_torch_bytes_per_gpu) + int(getattr(mem, "cuda_graph_bytes_per_gpu", 0))
-                held.append(StandbyOption(0, "", 0, mid, wbytes, cold, int(mem.weights_bytes_per_gpu), overhead, pool_bytes, m.context_len))
-            if held:
-                choices.append((-len(held), units, tp, f, frac, held))
-        if choices:
-            _, units, tp, f, frac, held = min(choices, key=lambda c: c[:3])
-            st = SlotType(len(slot_types), f"slot@{p.key}/tp{tp}/u{units}", p.index, tp, units, frac, f)
-            max_cold = max(o.cold_start_ms for o in held)
-            new_opts = []
-            for o in held:
-                o = replace(o, index=len(options) + len(new_opts), key=f"{o.model}@{st.key}", slot=st.index)
-                m = inputs.models[o.model]
-                pseudo = Candidate(-1, "", o.model, p.gpu_type, tp, units, f, frac, o.weights_bytes_per_gpu, o.overhead_bytes_per_gpu, o.kv_pool_bytes_per_gpu, 0, o.max_model_len)
-                arcs_here = []
-                for d in demands:
-                    if d.model != o.model or (d.source, p.cluster) not in net:
-                        continue
-                    e = d.budget_ms - 2.0 * net[(d.source, p.cluster)]
-                    if d.priority == "interactive":
-                        e -= o.cold_start_ms + max_cold
-                    if e <= 0:
-                        continue
-                    cap = b.capacity(pseudo, _class_mix(d.mix, settings, m.context_len), e)
-                    if cap is None:
-                        continue
-                    busy = 1.0 / cap.rps + o.cold_start_ms / 1000.0
-                    arcs_here.append(StandbyArc(len(sarcs) + len(arcs_here), d.index, o.index, net[(d.source, p.cluster)], cap, busy))
-                if arcs_here:
-                    new_opts.append(o)
-                    sarcs.extend(arcs_here)
-            if new_opts:
-                # re-number options compactly (arcs were numbered with the tentative indices)
-                slot_types.append(st)
-                options.extend(new_opts)
-    # options were appended in order with tentative indices equal to their final positions only if
-    # every held option got arcs; re-map arcs to final positions
-    pos = {}
-    final_opts = []
-    for o in options:
-        pos[o.index] = len(final_opts)
-        final_opts.append(replace(o, index=len(final_opts)))
-    sarcs = [replace(a, option=pos[a.option]) for a in sarcs if a.option in pos]
-    sarcs = [replace(a, index=i) for i, a in enumerate(sarcs)]
-    return slot_types, final_opts, sarcs
+        choice = _slot_choice(b, p, rare, configs.get(p.gpu_type, ()))
+        if choice is None:
+            continue
+        units, tp, f, frac, held = choice
+        st = SlotType(len(slot_types), f"slot@{p.key}/tp{tp}/u{units}", p.index, tp, units, frac, f)
+        max_cold = max(o.cold_start_ms for o in held)
+        kept = []
+        for o in held:
+            o = replace(o, index=len(options) + len(kept), key=f"{o.model}@{st.key}", slot=st.index)
+            arcs_here = _standby_arcs(b, p, st, o, max_cold, demands, net, first_index=len(sarcs))
+            if arcs_here:
+                kept.append(o)
+                sarcs.extend(arcs_here)
+        if kept:
+            slot_types.append(st)
+            options.extend(kept)
+    return slot_types, options, sarcs
+
+
+def _rare_models(headroom: float, demands, groups, candidates) -> list[str]:
+    """Models whose provisioned demand is below one replica of their best configuration."""
+    best_cap: dict[str, float] = defaultdict(float)
+    for g in groups:
+        c = candidates[g.cand]
+        best_cap[c.model] = max(best_cap[c.model], g.capacity.rps)
+    need: dict[str, float] = defaultdict(float)
+    for d in demands:
+        need[d.model] += d.provisioned_rps(headroom)
+    return sorted(m for m in need if best_cap.get(m, 0.0) > 0 and need[m] < best_cap[m])
+
+
+def _slot_choice(b: _Builder, p: Pool, rare: list[str], configs) -> tuple[int, int, float, float, list[StandbyOption]] | None:
+    """The pool's swap-slot configuration: the one that can hold the most rare models (smallest
+    first on ties, which keeps the model small), as (units, tp, share, memory fraction, options
+    with index, key and slot still to be set); None when no configuration holds any."""
+    choices = []
+    for tp, units in sorted(configs, key=lambda t: (t[1], t[0])):
+        if tp > p.gpus_per_node:
+            continue
+        f = units / (UNITS_PER_GPU * tp)
+        frac = b.util * f
+        held = [o for o in (_standby_option(b, p, mid, tp, units, frac) for mid in rare) if o is not None]
+        if held:
+            choices.append((-len(held), units, tp, f, frac, held))
+    if not choices:
+        return None
+    _, units, tp, f, frac, held = min(choices, key=lambda c: c[:3])
+    return units, tp, f, frac, held
+
+
+def _standby_option(b: _Builder, p: Pool, mid: str, tp: int, units: int, frac: float) -> StandbyOption | None:
+    """Model `mid` sleeping in a slot of `units` x tp GPUs of pool p: its KV pool after the other
+    sleeping engines' residual memory must hold one max_model_len request, and its weights fit
+    the DRAM reserve; cold start = weights / host-to-GPU bandwidth + WAKE_OVERHEAD_MS."""
+    engine = b.engine
+    gpu = b.inputs.gpu_types[p.gpu_type]
+    m = b.inputs.models[mid]
+    if tp not in m.tp_degrees:
+        return None
+    residual = engine.non_torch_bytes(tp) + int(getattr(engine, "cuda_graph_bytes", 0))
+    mk = (mid, gpu.id, tp, units)
+    if mk not in b.mem_cache:
+        b.mem_cache[mk] = replica_memory(m, gpu, tp, gpu_memory_utilization=frac, max_model_len=m.context_len, engine=engine)
+    mem = b.mem_cache[mk]
+    pool_bytes = int(mem.kv_pool_bytes_per_gpu) - (STANDBY_MAX_MODELS - 1) * residual
+    if pool_bytes <= 0 or mem.kv_bytes_per_token_per_gpu <= 0:
+        return None
+    tokens = pool_bytes // (mem.kv_bytes_per_token_per_gpu * engine.block_size) * engine.block_size
+    if tokens < m.context_len:
+        return None
+    if mid not in b.weight_cache:
+        b.weight_cache[mid] = int(weight_bytes_total(m))
+    wbytes = b.weight_cache[mid]
+    if wbytes > STANDBY_DRAM_FRACTION * p.host_dram_bytes:
+        return None
+    cold = wbytes / (gpu.host_to_gpu_gbps * 1e9) * 1000.0 + WAKE_OVERHEAD_MS
+    overhead = int(mem.activation_bytes_per_gpu) + int(mem.non_torch_bytes_per_gpu) + int(getattr(mem, "cuda_graph_bytes_per_gpu", 0))
+    return StandbyOption(0, "", 0, mid, wbytes, cold, int(mem.weights_bytes_per_gpu), overhead, pool_bytes, m.context_len)
+
+
+def _standby_arcs(b: _Builder, p: Pool, st: SlotType, o: StandbyOption, max_cold: float, demands, net, *, first_index: int) -> list[StandbyArc]:
+    """Demands of o's model that the slot can serve within their budget: interactive ones after
+    their own cold start plus the longest of any model sharing the slot (one swap ahead)."""
+    m = b.inputs.models[o.model]
+    pseudo = Candidate(-1, "", o.model, p.gpu_type, st.tp, st.units, st.compute_share, st.memory_fraction, o.weights_bytes_per_gpu, o.overhead_bytes_per_gpu, o.kv_pool_bytes_per_gpu, 0, o.max_model_len)
+    out: list[StandbyArc] = []
+    for d in demands:
+        if d.model != o.model or (d.source, p.cluster) not in net:
+            continue
+        e = d.budget_ms - 2.0 * net[(d.source, p.cluster)]
+        if d.priority == "interactive":
+            e -= o.cold_start_ms + max_cold
+        if e <= 0:
+            continue
+        cap = b.capacity(pseudo, _class_mix(d.mix, b.s, m.context_len), e)
+        if cap is None:
+            continue
+        busy = 1.0 / cap.rps + o.cold_start_ms / 1000.0
+        out.append(StandbyArc(first_index + len(out), d.index, o.index, net[(d.source, p.cluster)], cap, busy))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,7 +665,7 @@ def routing_rows(prob: Problem, lm: LinearModel, v: Vars, demands: list[DemandRo
     share: dict[int, dict[int, float]] = {}
     for d in demands:
         reach[d.index] = frozenset(prob.arcs[ai].group for ai in prob.arcs_of_demand.get(d.index, []) if prob.arcs[ai].group in in_scope)
-        need[d.index] = d.rate_rps * d.provision_factor * (1.0 + h)
+        need[d.index] = d.provisioned_rps(h)
         share[d.index] = {v.sflow[ai]: 1.0 for ai in prob.sarcs_of_demand.get(d.index, []) if ai in v.sflow}
     ids = [d.index for d in demands]
     for mask in range(1, 1 << len(ids)):
@@ -661,15 +679,15 @@ def routing_rows(prob: Problem, lm: LinearModel, v: Vars, demands: list[DemandRo
             for vi in share[di]:
                 terms[vi] -= need[di]
         name = "+".join(prob.demands[di].key for di in S)
-        lm.le(f"routing[{name}]", "capacity", dict(terms), -math.fsum(need[di] for di in S))
+        lm.le(f"routing[{name}]", Family.CAPACITY, dict(terms), -math.fsum(need[di] for di in S), key=("routing", tuple(S)))
     for d in demands:
         if need[d.index] <= 0:
             continue
         terms = {v.n[gi]: 1.0 for gi in sorted(reach[d.index])}
         terms.update(share[d.index])
-        lm.ge(f"reach[{d.key}]", "demand", terms, 1.0)
+        lm.ge(f"reach[{d.key}]", Family.DEMAND, terms, 1.0, key=("reach", d.index))
         if share[d.index]:
-            lm.le(f"standby_share[{d.key}]", "demand", share[d.index], 1.0)
+            lm.le(f"standby_share[{d.key}]", Family.DEMAND, share[d.index], 1.0, key=("standby_share", d.index))
 
 
 def _connected(S: list[int], reach: dict[int, frozenset[int]]) -> bool:
@@ -685,16 +703,56 @@ def _connected(S: list[int], reach: dict[int, frozenset[int]]) -> bool:
     return len(seen) == len(S)
 
 
+@dataclass
+class _Part:
+    """What one linear model covers (build_model's scope applied): the objects it has rows and
+    variables for, the model and its variable indices. Each add_* function reads it and adds one
+    constraint family."""
+
+    prob: Problem
+    sc: Scope
+    lm: LinearModel
+    v: Vars
+    groups: list[Group]
+    demands: list[DemandRow]
+    arcs: list[Arc]
+    options: list[StandbyOption]
+    sarcs: list[StandbyArc]
+    slot_types: list[SlotType]
+    used_pools: list[int]
+    aggregated: set[str]  # models routed by routing_rows (no flow variables)
+
+    @property
+    def headroom(self) -> float:
+        return self.prob.settings.headroom
+
+    def model_of(self, g: Group) -> str:
+        return self.prob.candidates[g.cand].model
+
+
 def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel, Vars]:
-    """The linear model of `prob` (or of a scope of it; see Scope). The full model is also stored
-    on prob.lm / prob.v."""
-    full = scope is None
-    sc = scope or Scope()
-    s = prob.settings
-    lm = LinearModel()
-    v = Vars()
-    h = s.headroom
-    pools, cands = prob.pools, prob.candidates
+    """The linear model of `prob` (or of a scope of it; see Scope), one constraint family at a
+    time, in this order (solvers are sensitive to row order: keep it). The full model is also
+    stored on prob.lm / prob.v."""
+    part = _part(prob, scope or Scope())
+    add_variables(part)
+    add_routing(part)
+    add_capacity(part)
+    add_demand(part)
+    add_inventory(part)
+    add_zones(part)
+    add_budget(part)
+    add_standby(part)
+    change = add_change(part)
+    add_objectives(part, change)
+    if scope is None:
+        prob.lm, prob.v = part.lm, part.v
+    return part.lm, part.v
+
+
+def _part(prob: Problem, sc: Scope) -> _Part:
+    """The groups, demands, arcs and standby objects within the scope's models."""
+    cands = prob.candidates
 
     def in_scope(model: str) -> bool:
         return sc.models is None or model in sc.models
@@ -704,209 +762,219 @@ def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel,
     arcs = [a for a in prob.arcs if in_scope(prob.demands[a.demand].model)]
     options = [o for o in prob.standby_options if in_scope(o.model)] if sc.standby else []
     sarcs = [a for a in prob.standby_arcs if in_scope(prob.standby_options[a.option].model)] if sc.standby else []
-    slot_ids = sorted({o.slot for o in options})
-    slot_types = [prob.slot_types[t] for t in slot_ids]
-    for g in groups:
-        v.n[g.index] = lm.var(f"n[{g.key}]", 0, g.max_count, integer=True, family="replicas")
+    slot_types = [prob.slot_types[t] for t in sorted({o.slot for o in options})]
     used_pools = sorted({g.pool for g in groups} | {t.pool for t in slot_types})
-    if not sc.fractional:
-        for pi in used_pools:
-            p = pools[pi]
-            v.gpus[pi] = lm.var(f"G[{p.key}]", 0, p.gpus, integer=True, family="gpus")
-    # models routed by routing_rows (cost objective, no tie-break: the network term needs flows)
-    agg: set[str] = set()
-    if sc.aggregate_routing and s.objective == "cost" and not sc.tie_break:
+    aggregated: set[str] = set()
+    if sc.aggregate_routing and prob.settings.objective == "cost" and not sc.tie_break:
         per_model: dict[str, int] = defaultdict(int)
         for d in demands:
             per_model[d.model] += 1
-        agg = {m for m, k in per_model.items() if k <= MAX_AGGREGATE_DEMANDS}
-    for a in [a for a in arcs if prob.demands[a.demand].model not in agg]:
-        d = prob.demands[a.demand]
-        v.flow[a.index] = lm.var(f"x[{d.key}->{prob.groups[a.group].key}]", 0, 1, resolution=ROUTE_RESOLUTION, family="flow")
-    for t in slot_types:
-        v.slot[t.index] = lm.var(f"k[{t.key}]", 0, 1, integer=True, family="standby")
-    for o in options:
-        v.hold[o.index] = lm.var(f"h[{o.key}]", 0, 1, integer=True, family="standby")
-    for a in sarcs:
-        d = prob.demands[a.demand]
-        v.sflow[a.index] = lm.var(f"s[{d.key}->{prob.standby_options[a.option].key}]", 0, 1, resolution=ROUTE_RESOLUTION, family="flow")
+        aggregated = {m for m, k in per_model.items() if k <= MAX_AGGREGATE_DEMANDS}
+    return _Part(prob, sc, LinearModel(), Vars(), groups, demands, arcs, options, sarcs, slot_types, used_pools, aggregated)
 
-    for m in sorted(agg):
-        routing_rows(prob, lm, v, [d for d in demands if d.model == m], [g for g in groups if cands[g.cand].model == m])
-    # capacity per group
-    for g in [g for g in groups if cands[g.cand].model not in agg]:
+
+def add_variables(part: _Part) -> None:
+    """n (replicas per group), G (GPUs per pool, whole-GPU models only), x (flows, except for
+    aggregated models), k / h (swap slots, models held), s (standby flows)."""
+    prob, lm, v = part.prob, part.lm, part.v
+    for g in part.groups:
+        v.n[g.index] = lm.var(f"n[{g.key}]", 0, g.max_count, integer=True, family="replicas", key=("n", g.index))
+    if not part.sc.fractional:
+        for pi in part.used_pools:
+            p = prob.pools[pi]
+            v.gpus[pi] = lm.var(f"G[{p.key}]", 0, p.gpus, integer=True, family="gpus", key=("G", pi))
+    for a in part.arcs:
+        d = prob.demands[a.demand]
+        if d.model not in part.aggregated:
+            v.flow[a.index] = lm.var(f"x[{d.key}->{prob.groups[a.group].key}]", 0, 1, resolution=ROUTE_RESOLUTION, family="flow", key=("x", a.index))
+    for t in part.slot_types:
+        v.slot[t.index] = lm.var(f"k[{t.key}]", 0, 1, integer=True, family="standby", key=("k", t.index))
+    for o in part.options:
+        v.hold[o.index] = lm.var(f"h[{o.key}]", 0, 1, integer=True, family="standby", key=("h", o.index))
+    for a in part.sarcs:
+        d = prob.demands[a.demand]
+        v.sflow[a.index] = lm.var(f"s[{d.key}->{prob.standby_options[a.option].key}]", 0, 1, resolution=ROUTE_RESOLUTION, family="flow", key=("s", a.index))
+
+
+def add_routing(part: _Part) -> None:
+    """Capacity and demand of aggregated models without flows (routing_rows)."""
+    for m in sorted(part.aggregated):
+        routing_rows(part.prob, part.lm, part.v, [d for d in part.demands if d.model == m], [g for g in part.groups if part.model_of(g) == m])
+
+
+def add_capacity(part: _Part) -> None:
+    """capacity: provisioned load routed to a group <= its capacity x replicas; linking cuts."""
+    prob, lm, v = part.prob, part.lm, part.v
+    for g in part.groups:
+        if part.model_of(g) in part.aggregated:
+            continue
         terms = {v.n[g.index]: -g.capacity.rps}
         for ai in prob.arcs_of_group.get(g.index, []):
-            d = prob.demands[prob.arcs[ai].demand]
-            terms[v.flow[ai]] = d.rate_rps * d.provision_factor * (1.0 + h)
-        lm.le(f"capacity[{g.key}]", "capacity", terms, 0.0)
+            terms[v.flow[ai]] = prob.demands[prob.arcs[ai].demand].provisioned_rps(part.headroom)
+        lm.le(f"capacity[{g.key}]", Family.CAPACITY, terms, 0.0, key=("group", g.index))
         # linking cut (fixed-charge flow strengthening): any traffic on a group needs a replica,
         # x_a <= n_g (x_a <= 1); valid, and tight in the LP where a small demand uses a group
         for ai in prob.arcs_of_group.get(g.index, []):
-            lm.le(f"link[{ai}]", "capacity", {v.flow[ai]: 1.0, v.n[g.index]: -1.0}, 0.0)
+            lm.le(f"link[{ai}]", Family.CAPACITY, {v.flow[ai]: 1.0, v.n[g.index]: -1.0}, 0.0, key=("link", ai))
 
-    # demand coverage
-    for d in [d for d in demands if d.model not in agg]:
+
+def add_demand(part: _Part) -> None:
+    """demand: a demand's fractions add up to 1 (cost) or at most 1 (goodput: the rest is shed)."""
+    prob, lm, v = part.prob, part.lm, part.v
+    for d in part.demands:
+        if d.model in part.aggregated:
+            continue
         terms = {v.flow[ai]: 1.0 for ai in prob.arcs_of_demand.get(d.index, [])}
         terms.update({v.sflow[ai]: 1.0 for ai in prob.sarcs_of_demand.get(d.index, []) if ai in v.sflow})
-        if s.objective == "goodput":
-            lm.le(f"demand[{d.key}]", "demand", terms, 1.0)
+        if prob.settings.objective == "goodput":
+            lm.le(f"demand[{d.key}]", Family.DEMAND, terms, 1.0, key=("demand", d.index))
         else:
-            lm.eq(f"demand[{d.key}]", "demand", terms, 1.0)
+            lm.eq(f"demand[{d.key}]", Family.DEMAND, terms, 1.0, key=("demand", d.index))
 
-    # inventory per pool: GPUs used, and node-size cuts
+
+def add_inventory(part: _Part) -> None:
+    """inventory per pool: GPU units used (whole GPUs G, or the units left in a fractional scope),
+    node-shape cuts; the pool's one-swap-slot row follows its pool's rows (row order)."""
+    prob, lm, v, sc = part.prob, part.lm, part.v, part.sc
+    cands = prob.candidates
     by_pool: dict[int, list[Group]] = defaultdict(list)
-    for g in groups:
+    for g in part.groups:
         by_pool[g.pool].append(g)
-    slots_by_pool: dict[int, list] = defaultdict(list)
-    for t in slot_types:
+    slots_by_pool: dict[int, list[SlotType]] = defaultdict(list)
+    for t in part.slot_types:
         slots_by_pool[t.pool].append(t)
-    for pi in used_pools:
-        p = pools[pi]
+    for pi in part.used_pools:
+        p = prob.pools[pi]
         if sc.fractional:
             left = p.units if sc.units_left is None else sc.units_left.get(pi, p.units)
             terms = {v.n[g.index]: float(cands[g.cand].units) for g in by_pool[pi]}
             terms.update({v.slot[t.index]: float(t.units) for t in slots_by_pool[pi]})
-            lm.le(f"inventory[{p.key}]", "inventory", terms, float(left))
+            lm.le(f"inventory[{p.key}]", Family.INVENTORY, terms, float(left), key=("pool", pi))
         else:
             terms = {v.gpus[pi]: float(UNITS_PER_GPU)}
             for g in by_pool[pi]:
                 terms[v.n[g.index]] = -float(cands[g.cand].units)
             for t in slots_by_pool[pi]:
                 terms[v.slot[t.index]] = -float(t.units)
-            lm.ge(f"inventory[{p.key}]", "inventory", terms, 0.0)
+            lm.ge(f"inventory[{p.key}]", Family.INVENTORY, terms, 0.0, key=("pool", pi))
         for t in p.cut_sizes:
             cut = {v.n[g.index]: float(cands[g.cand].tp) for g in by_pool[pi] if cands[g.cand].tp >= t}
             cut.update({v.slot[st.index]: float(st.tp) for st in slots_by_pool[pi] if st.tp >= t})
             cap = p.cut_capacity(t) if sc.cut_left is None else sc.cut_left.get((pi, t), p.cut_capacity(t))
             if cut:
-                lm.le(f"inventory[{p.key}/tp>={t}]", "inventory", cut, float(cap))
+                lm.le(f"inventory[{p.key}/tp>={t}]", Family.INVENTORY, cut, float(cap), key=("cut", pi, t))
         if slots_by_pool[pi]:
-            lm.le(f"standby[{p.key}/slots]", "standby", {v.slot[st.index]: 1.0 for st in slots_by_pool[pi]}, 1.0)
+            lm.le(f"standby[{p.key}/slots]", Family.STANDBY, {v.slot[st.index]: 1.0 for st in slots_by_pool[pi]}, 1.0, key=("slots", pi))
 
-    # zones
+
+def add_zones(part: _Part) -> None:
+    """zones: y[m, z] <= replicas of m in domain z; sum_z y[m, z] >= the domains m needs."""
+    prob, lm, v, sc = part.prob, part.lm, part.v, part.sc
     dom_groups: dict[tuple[str, tuple[str, str]], list[int]] = defaultdict(list)
-    for g in groups:
-        m = cands[g.cand].model
+    for g in part.groups:
+        m = part.model_of(g)
         if m in prob.zones_required:
-            dom_groups[(m, pools[g.pool].failure_domain)].append(g.index)
+            dom_groups[(m, prob.pools[g.pool].failure_domain)].append(g.index)
     for m, need in sorted(prob.zones_required.items()):
-        if need <= 0 or not in_scope(m):
+        if need <= 0 or not (sc.models is None or m in sc.models):
             continue
         ys = {}
         for (mm, dom), gis in sorted(dom_groups.items()):
             if mm != m:
                 continue
-            y = lm.var(f"y[{m}@{dom[0]}/{dom[1]}]", 0, 1, integer=True, family="zones")
+            y = lm.var(f"y[{m}@{dom[0]}/{dom[1]}]", 0, 1, integer=True, family="zones", key=("y", m, dom))
             v.zone[(m, dom)] = y
             terms = {y: 1.0}
             terms.update({v.n[gi]: -1.0 for gi in gis})
-            lm.le(f"zone[{m}@{dom[0]}/{dom[1]}]", "zones", terms, 0.0)
+            lm.le(f"zone[{m}@{dom[0]}/{dom[1]}]", Family.ZONES, terms, 0.0, key=("domain", m, dom))
             ys[y] = 1.0
-        lm.ge(f"zones[{m}]", "zones", ys, float(need))
+        lm.ge(f"zones[{m}]", Family.ZONES, ys, float(need), key=("spread", m))
 
-    # budget caps
+
+def add_budget(part: _Part) -> None:
+    """budget: $/h of a capped cluster (whole GPUs, or GPU shares in a fractional scope)."""
+    prob, lm, v, sc = part.prob, part.lm, part.v, part.sc
+    pools, cands = prob.pools, prob.candidates
     for c in sorted(prob.inputs.inventory.clusters, key=lambda c: c.name):
         if c.budget_per_hour is None:
             continue
         cap = c.budget_per_hour if sc.budget_left is None else sc.budget_left.get(c.name, c.budget_per_hour)
         if sc.fractional:
-            terms = {v.n[g.index]: pools[g.pool].price_per_gpu_hour * cands[g.cand].units / UNITS_PER_GPU for g in groups if pools[g.pool].cluster == c.name}
-            terms.update({v.slot[t.index]: pools[t.pool].price_per_gpu_hour * t.units / UNITS_PER_GPU * sc.slot_cost_share for t in slot_types if pools[t.pool].cluster == c.name})
+            terms = {v.n[g.index]: pools[g.pool].price_per_gpu_hour * cands[g.cand].units / UNITS_PER_GPU for g in part.groups if pools[g.pool].cluster == c.name}
+            terms.update({v.slot[t.index]: pools[t.pool].price_per_gpu_hour * t.units / UNITS_PER_GPU * sc.slot_cost_share for t in part.slot_types if pools[t.pool].cluster == c.name})
         else:
-            terms = {v.gpus[pi]: pools[pi].price_per_gpu_hour for pi in used_pools if pools[pi].cluster == c.name}
+            terms = {v.gpus[pi]: pools[pi].price_per_gpu_hour for pi in part.used_pools if pools[pi].cluster == c.name}
         if terms:
-            lm.le(f"budget[{c.name}]", "budget", terms, float(cap))
+            lm.le(f"budget[{c.name}]", Family.BUDGET, terms, float(cap), key=("cluster", c.name))
 
-    # standby
-    opts_by_slot: dict[int, list] = defaultdict(list)
-    for o in options:
+
+def add_standby(part: _Part) -> None:
+    """standby: flows only to held models, holds only in existing slots, at most
+    STANDBY_MAX_MODELS per slot, their weights within the DRAM reserve (memory), and the slot's
+    busy time (service + cold start per request) within 1 (capacity)."""
+    prob, lm, v = part.prob, part.lm, part.v
+    opts_by_slot: dict[int, list[StandbyOption]] = defaultdict(list)
+    for o in part.options:
         opts_by_slot[o.slot].append(o)
-    sarcs_by_slot: dict[int, list] = defaultdict(list)
-    for a in sarcs:
+    sarcs_by_slot: dict[int, list[StandbyArc]] = defaultdict(list)
+    for a in part.sarcs:
         o = prob.standby_options[a.option]
         sarcs_by_slot[o.slot].append(a)
-        lm.le(f"standby[{a.index}/held]", "standby", {v.sflow[a.index]: 1.0, v.hold[o.index]: -1.0}, 0.0)
-    for t in slot_types:
+        lm.le(f"standby[{a.index}/held]", Family.STANDBY, {v.sflow[a.index]: 1.0, v.hold[o.index]: -1.0}, 0.0, key=("held", a.index))
+    for t in part.slot_types:
         opts = opts_by_slot[t.index]
         for o in opts:
-            lm.le(f"standby[{o.key}/slot]", "standby", {v.hold[o.index]: 1.0, v.slot[t.index]: -1.0}, 0.0)
-        lm.le(f"standby[{t.key}/models]", "standby", {v.hold[o.index]: 1.0 for o in opts}, float(STANDBY_MAX_MODELS))
-        lm.le(f"standby[{t.key}/dram]", "memory", {v.hold[o.index]: float(o.weight_bytes) / GIB for o in opts}, STANDBY_DRAM_FRACTION * pools[t.pool].host_dram_bytes / GIB)
+            lm.le(f"standby[{o.key}/slot]", Family.STANDBY, {v.hold[o.index]: 1.0, v.slot[t.index]: -1.0}, 0.0, key=("in_slot", o.index))
+        lm.le(f"standby[{t.key}/models]", Family.STANDBY, {v.hold[o.index]: 1.0 for o in opts}, float(STANDBY_MAX_MODELS), key=("models", t.index))
+        dram = STANDBY_DRAM_FRACTION * prob.pools[t.pool].host_dram_bytes / GIB
+        lm.le(f"standby[{t.key}/dram]", Family.MEMORY, {v.hold[o.index]: float(o.weight_bytes) / GIB for o in opts}, dram, key=("dram", t.index))
         terms = {v.slot[t.index]: -1.0}
         for a in sarcs_by_slot[t.index]:
-            d = prob.demands[a.demand]
-            terms[v.sflow[a.index]] = d.rate_rps * d.provision_factor * (1.0 + h) * a.busy_s_per_request
-        lm.le(f"capacity[{t.key}]", "capacity", terms, 0.0)
+            terms[v.sflow[a.index]] = prob.demands[a.demand].provisioned_rps(part.headroom) * a.busy_s_per_request
+        lm.le(f"capacity[{t.key}]", Family.CAPACITY, terms, 0.0, key=("slot", t.index))
 
-    # change against the plan in force
-    change_terms: dict[int, float] = {}
-    if s.change_weight > 0 and prob.current:
-        by_cp: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for g in groups:
-            by_cp[(g.cand, g.pool)].append(g.index)
-        for key in sorted(set(by_cp) | set(prob.current)):
-            cur = prob.current.get(key, 0)
-            gis = by_cp.get(key, [])
-            if not gis:
-                continue  # removal is forced and constant
-            ub = max(pools[key[1]].units // cands[key[0]].units, 1)
-            dp = lm.var(f"d+[{cands[key[0]].key}@{pools[key[1]].key}]", 0, ub, integer=True, family="change")
-            dm = lm.var(f"d-[{cands[key[0]].key}@{pools[key[1]].key}]", 0, max(cur, 0), integer=True, family="change")
-            v.dplus[key] = dp
-            v.dminus[key] = dm
-            terms = {v.n[gi]: 1.0 for gi in gis}
-            terms[dp] = -1.0
-            terms[dm] = 1.0
-            lm.eq(f"change[{cands[key[0]].key}@{pools[key[1]].key}]", "change", terms, float(cur))
-            change_terms[dp] = s.change_weight
-            change_terms[dm] = s.change_weight
 
-    # objectives
-    if sc.fractional:
-        up, cp, bp = sc.unit_price or {}, sc.cut_price or {}, sc.budget_price or {}
+def add_change(part: _Part) -> dict[int, float]:
+    """change: n - d+ + d- = replicas in the plan in force, per (candidate, pool); returns the
+    penalty terms (change_weight $/h per replica added or removed) for the cost objective."""
+    prob, lm, v = part.prob, part.lm, part.v
+    s, pools, cands = prob.settings, prob.pools, prob.candidates
+    out: dict[int, float] = {}
+    if not (s.change_weight > 0 and prob.current):
+        return out
+    by_cp: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for g in part.groups:
+        by_cp[(g.cand, g.pool)].append(g.index)
+    for key in sorted(set(by_cp) | set(prob.current)):
+        cur = prob.current.get(key, 0)
+        gis = by_cp.get(key, [])
+        if not gis:
+            continue  # removal is forced and constant
+        where = f"{cands[key[0]].key}@{pools[key[1]].key}"
+        ub = max(pools[key[1]].units // cands[key[0]].units, 1)
+        dp = lm.var(f"d+[{where}]", 0, ub, integer=True, family="change", key=("d+", *key))
+        dm = lm.var(f"d-[{where}]", 0, max(cur, 0), integer=True, family="change", key=("d-", *key))
+        v.dplus[key] = dp
+        v.dminus[key] = dm
+        terms = {v.n[gi]: 1.0 for gi in gis}
+        terms[dp] = -1.0
+        terms[dm] = 1.0
+        lm.eq(f"change[{where}]", Family.CHANGE, terms, float(cur), key=("change", *key))
+        out[dp] = s.change_weight
+        out[dm] = s.change_weight
+    return out
 
-        def item_cost(pi: int, units: int, tp: int) -> float:
-            p = pools[pi]
-            c = p.price_per_gpu_hour * units / UNITS_PER_GPU * (1.0 + bp.get(p.cluster, 0.0)) + up.get(pi, 0.0) * units
-            t = 2
-            while t <= tp:
-                c += cp.get((pi, t), 0.0) * tp
-                t *= 2
-            return c
 
-        cost = {v.n[g.index]: item_cost(g.pool, cands[g.cand].units, cands[g.cand].tp) for g in groups}
-        if sc.slot_price is None:
-            cost.update({v.slot[t.index]: item_cost(t.pool, t.units, t.tp) * sc.slot_cost_share for t in slot_types})
-        else:
-            for a in sarcs:
-                o = prob.standby_options[a.option]
-                d = prob.demands[a.demand]
-                busy = sc.slot_price.get(o.slot, (0.0, 0.0, 0.0))[0]
-                if busy:
-                    cost[v.sflow[a.index]] = busy * d.rate_rps * d.provision_factor * (1.0 + h) * a.busy_s_per_request
-            for o in options:
-                _b, held, dram = sc.slot_price.get(o.slot, (0.0, 0.0, 0.0))
-                if held or dram:
-                    cost[v.hold[o.index]] = held + dram * o.weight_bytes / GIB
-    else:
-        cost = {v.gpus[pi]: pools[pi].price_per_gpu_hour for pi in used_pools}
-    for k, c in change_terms.items():
+def add_objectives(part: _Part, change: dict[int, float]) -> None:
+    """goodput only: interactive, then batch req/s served; then cost; then (tie-break) network."""
+    prob, lm, v = part.prob, part.lm, part.v
+    cost = _fractional_cost(part) if part.sc.fractional else {v.gpus[pi]: prob.pools[pi].price_per_gpu_hour for pi in part.used_pools}
+    for k, c in change.items():
         cost[k] = cost.get(k, 0.0) + c
-    total_rate = math.fsum(d.rate_rps for d in prob.demands) or 1.0
-    netw: dict[int, float] = {}
-    for a in arcs:
-        if a.net_ms > 0 and a.index in v.flow:
-            netw[v.flow[a.index]] = prob.demands[a.demand].rate_rps * a.net_ms / total_rate
-    for a in sarcs:
-        if a.net_ms > 0:
-            netw[v.sflow[a.index]] = prob.demands[a.demand].rate_rps * a.net_ms / total_rate
-    for pi in v.gpus:
-        netw[v.gpus[pi]] = netw.get(v.gpus[pi], 0.0) + GPU_TIE_WEIGHT
-    if s.objective == "goodput":
+    if prob.settings.objective == "goodput":
         for cls_name in ("interactive", "batch"):
             terms: dict[int, float] = {}
-            for d in demands:
+            for d in part.demands:
                 if d.priority != cls_name:
                     continue
                 for ai in prob.arcs_of_demand.get(d.index, []):
@@ -917,9 +985,54 @@ def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel,
             if terms:
                 lm.objective(f"{cls_name}_served", "max", terms, rel_tol=1e-10)
     lm.objective("cost", "min", cost, rel_tol=1e-9)
-    if sc.tie_break:
-        lm.objective("network", "min", netw, rel_tol=1e-7, tie_break=True)
-    if full:
-        prob.lm = lm
-        prob.v = v
-    return lm, v
+    if part.sc.tie_break:
+        lm.objective("network", "min", _network_terms(part), rel_tol=1e-7, tie_break=True)
+
+
+def _network_terms(part: _Part) -> dict[int, float]:
+    """Request-weighted one-way network ms (average per request), plus GPU_TIE_WEIGHT per GPU."""
+    prob, v = part.prob, part.v
+    total_rate = math.fsum(d.rate_rps for d in prob.demands) or 1.0
+    netw: dict[int, float] = {}
+    for a in part.arcs:
+        if a.net_ms > 0 and a.index in v.flow:
+            netw[v.flow[a.index]] = prob.demands[a.demand].rate_rps * a.net_ms / total_rate
+    for a in part.sarcs:
+        if a.net_ms > 0:
+            netw[v.sflow[a.index]] = prob.demands[a.demand].rate_rps * a.net_ms / total_rate
+    for pi in v.gpus:
+        netw[v.gpus[pi]] = netw.get(v.gpus[pi], 0.0) + GPU_TIE_WEIGHT
+    return netw
+
+
+def _fractional_cost(part: _Part) -> dict[int, float]:
+    """A block's cost (decompose.py, colgen.py): price x GPU share per replica, with the
+    Lagrangian prices of the shared rows and of the swap slots."""
+    prob, v, sc = part.prob, part.v, part.sc
+    pools, cands = prob.pools, prob.candidates
+    up, cp, bp = sc.unit_price or {}, sc.cut_price or {}, sc.budget_price or {}
+
+    def item_cost(pi: int, units: int, tp: int) -> float:
+        p = pools[pi]
+        c = p.price_per_gpu_hour * units / UNITS_PER_GPU * (1.0 + bp.get(p.cluster, 0.0)) + up.get(pi, 0.0) * units
+        t = 2
+        while t <= tp:
+            c += cp.get((pi, t), 0.0) * tp
+            t *= 2
+        return c
+
+    cost = {v.n[g.index]: item_cost(g.pool, cands[g.cand].units, cands[g.cand].tp) for g in part.groups}
+    if sc.slot_price is None:
+        cost.update({v.slot[t.index]: item_cost(t.pool, t.units, t.tp) * sc.slot_cost_share for t in part.slot_types})
+        return cost
+    for a in part.sarcs:
+        o = prob.standby_options[a.option]
+        busy = sc.slot_price.get(o.slot, (0.0, 0.0, 0.0))[0]
+        if busy:
+            d = prob.demands[a.demand]
+            cost[v.sflow[a.index]] = busy * d.rate_rps * d.provision_factor * (1.0 + part.headroom) * a.busy_s_per_request
+    for o in part.options:
+        _b, held, dram = sc.slot_price.get(o.slot, (0.0, 0.0, 0.0))
+        if held or dram:
+            cost[v.hold[o.index]] = held + dram * o.weight_bytes / GIB
+    return cost

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 
-from maestro_plan.solve.model import LinearModel, SolveResult, Var
+from maestro_plan.plan.families import Family
+from maestro_plan.solve.model import LinearModel, SolveResult
 from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
 
 
@@ -99,28 +101,11 @@ def _greedy_pass(prob: Problem, first: list[str]) -> tuple[dict[int, int] | None
     st = _State(prob)
     h = prob.settings.headroom
     goodput = prob.settings.objective == "goodput"
-    # start from the plan in force (stability), where it still fits
-    if prob.current:
-        by_cp: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for g in prob.groups:
-            by_cp[(g.cand, g.pool)].append(g.index)
-        for key, cnt in sorted(prob.current.items()):
-            gis = by_cp.get(key)
-            if not gis:
-                continue
-            gi = max(gis, key=lambda i: (prob.classes[prob.groups[i].cls].is_all, -i))
-            for _ in range(cnt):
-                if st.can_add(gi):
-                    st.add(gi)
-
-    def load(d) -> float:
-        return d.rate_rps * d.provision_factor * (1.0 + h)
-
+    _start_from_current(prob, st)
     spare = defaultdict(float)  # group -> provisioned req/s still free
+    covered: dict[str, set] = defaultdict(set)  # model -> failure domains with a replica
     for gi, cnt in st.n.items():
         spare[gi] = cnt * prob.groups[gi].capacity.rps
-
-    covered: dict[str, set] = defaultdict(set)
     for gi, cnt in st.n.items():
         if cnt > 0:
             covered[prob.candidates[prob.groups[gi].cand].model].add(prob.pools[prob.groups[gi].pool].failure_domain)
@@ -131,7 +116,7 @@ def _greedy_pass(prob: Problem, first: list[str]) -> tuple[dict[int, int] | None
     model_load: dict[str, float] = defaultdict(float)
     for d in prob.demands:
         demands_of[d.model].append(d)
-        model_load[d.model] += load(d)
+        model_load[d.model] += d.provisioned_rps(h)
     # models most constrained first (fewest pools that can serve them), then largest: a model
     # that only a few pools can take must not find them filled by models that had other options;
     # each model gets its failure domains, then its demand; under goodput interactive models first
@@ -140,67 +125,98 @@ def _greedy_pass(prob: Problem, first: list[str]) -> tuple[dict[int, int] | None
     interactive = {d.model for d in prob.demands if d.priority == "interactive"}
     models = sorted(set(demands_of) | set(prob.zones_required), key=lambda m: (goodput and m not in interactive, mpools.get(m, 0), -model_load[m], m))
     models = [m for m in first if m in models] + [m for m in models if m not in first]
-
-    def zone_cover(m: str) -> None:
-        while len(covered[m]) < prob.zones_required.get(m, 0):
-            best = None
-            for g in groups_of[m]:
-                p = prob.pools[g.pool]
-                if p.failure_domain in covered[m] or not st.can_add(g.index):
-                    continue
-                c = prob.candidates[g.cand]
-                useful = min(g.capacity.rps, max(model_load[m], 1e-9) / prob.zones_required[m])
-                score = (not prob.classes[g.cls].is_all, p.price_per_gpu_hour * c.units / useful, g.key)
-                if best is None or score < best[0]:
-                    best = (score, g.index)
-            if best is None:
-                return
-            st.add(best[1])
-            spare[best[1]] += prob.groups[best[1]].capacity.rps
-            covered[m].add(prob.pools[prob.groups[best[1]].pool].failure_domain)
-
     for m in models:
-        zone_cover(m)
-        order = sorted(demands_of[m], key=lambda d: (goodput and d.priority != "interactive", npools[d.index], -load(d), d.key))
+        _zone_cover(prob, st, m, groups_of[m], model_load[m], spare, covered)
+        order = sorted(demands_of[m], key=lambda d: (goodput and d.priority != "interactive", npools[d.index], -d.provisioned_rps(h), d.key))
         for d in order:
-            need = load(d)
-            rem = 1.0
-            arcs = sorted(prob.arcs_of_demand.get(d.index, []), key=lambda ai: (prob.arcs[ai].net_ms, prob.groups[prob.arcs[ai].group].key))
-            for ai in arcs:
-                gi = prob.arcs[ai].group
-                if spare[gi] > 1e-12 and rem > 1e-12:
-                    take = min(rem, spare[gi] / need)
-                    spare[gi] -= take * need
-                    rem -= take
-            while rem > 1e-9:
-                best = None
-                want_zone = len(covered[d.model]) < prob.zones_required.get(d.model, 0)
-                for ai in arcs:
-                    a = prob.arcs[ai]
-                    g = prob.groups[a.group]
-                    if not st.can_add(g.index):
-                        continue
-                    c = prob.candidates[g.cand]
-                    p = prob.pools[g.pool]
-                    useful = min(g.capacity.rps, rem * need)
-                    # while the model lacks failure domains, a replica in a new domain comes first
-                    new_zone = 0 if (want_zone and p.failure_domain not in covered[d.model]) else 1
-                    score = (new_zone, p.price_per_gpu_hour * c.units / UNITS_PER_GPU / useful, a.net_ms, g.key)
-                    if best is None or score < best[0]:
-                        best = (score, g.index)
-                if best is None:
-                    if goodput:
-                        break
-                    return None, m
-                gi = best[1]
+            if not _serve(prob, st, d, spare, covered) and not goodput:
+                return None, m
+    failed = _spread_zones(prob, st, groups_of)
+    if failed is not None:
+        return None, failed
+    return {gi: c for gi, c in sorted(st.n.items()) if c > 0}, None
+
+
+def _start_from_current(prob: Problem, st: _State) -> None:
+    """The plan in force's replicas (stability), where they still fit."""
+    if not prob.current:
+        return
+    by_cp: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for g in prob.groups:
+        by_cp[(g.cand, g.pool)].append(g.index)
+    for key, cnt in sorted(prob.current.items()):
+        gis = by_cp.get(key)
+        if not gis:
+            continue
+        gi = max(gis, key=lambda i: (prob.classes[prob.groups[i].cls].is_all, -i))
+        for _ in range(cnt):
+            if st.can_add(gi):
                 st.add(gi)
-                covered[d.model].add(prob.pools[prob.groups[gi].pool].failure_domain)
-                spare[gi] += prob.groups[gi].capacity.rps
-                # the new replica may also serve this demand's other arcs into the same group: just fill
-                take = min(rem, spare[gi] / need)
-                spare[gi] -= take * need
-                rem -= take
-    # failure domains
+
+
+def _zone_cover(prob: Problem, st: _State, m: str, groups: list, load: float, spare, covered) -> None:
+    """Replicas of m in new failure domains until it spans what it must (cheapest per useful req/s)."""
+    while len(covered[m]) < prob.zones_required.get(m, 0):
+        best = None
+        for g in groups:
+            p = prob.pools[g.pool]
+            if p.failure_domain in covered[m] or not st.can_add(g.index):
+                continue
+            c = prob.candidates[g.cand]
+            useful = min(g.capacity.rps, max(load, 1e-9) / prob.zones_required[m])
+            score = (not prob.classes[g.cls].is_all, p.price_per_gpu_hour * c.units / useful, g.key)
+            if best is None or score < best[0]:
+                best = (score, g.index)
+        if best is None:
+            return
+        st.add(best[1])
+        spare[best[1]] += prob.groups[best[1]].capacity.rps
+        covered[m].add(prob.pools[prob.groups[best[1]].pool].failure_domain)
+
+
+def _serve(prob: Problem, st: _State, d, spare, covered) -> bool:
+    """Route demand d into spare capacity (nearest first), adding the cheapest replica per useful
+    req/s while some is left (a new failure domain first while d's model lacks one); False when
+    no replica can be added and part of d is unserved."""
+    need = d.provisioned_rps(prob.settings.headroom)
+    rem = 1.0
+    arcs = sorted(prob.arcs_of_demand.get(d.index, []), key=lambda ai: (prob.arcs[ai].net_ms, prob.groups[prob.arcs[ai].group].key))
+    for ai in arcs:
+        gi = prob.arcs[ai].group
+        if spare[gi] > 1e-12 and rem > 1e-12:
+            take = min(rem, spare[gi] / need)
+            spare[gi] -= take * need
+            rem -= take
+    while rem > 1e-9:
+        best = None
+        want_zone = len(covered[d.model]) < prob.zones_required.get(d.model, 0)
+        for ai in arcs:
+            a = prob.arcs[ai]
+            g = prob.groups[a.group]
+            if not st.can_add(g.index):
+                continue
+            c = prob.candidates[g.cand]
+            p = prob.pools[g.pool]
+            useful = min(g.capacity.rps, rem * need)
+            new_zone = 0 if (want_zone and p.failure_domain not in covered[d.model]) else 1
+            score = (new_zone, p.price_per_gpu_hour * c.units / UNITS_PER_GPU / useful, a.net_ms, g.key)
+            if best is None or score < best[0]:
+                best = (score, g.index)
+        if best is None:
+            return False
+        gi = best[1]
+        st.add(gi)
+        covered[d.model].add(prob.pools[prob.groups[gi].pool].failure_domain)
+        spare[gi] += prob.groups[gi].capacity.rps
+        # the new replica may also serve this demand's other arcs into the same group: just fill
+        take = min(rem, spare[gi] / need)
+        spare[gi] -= take * need
+        rem -= take
+    return True
+
+
+def _spread_zones(prob: Problem, st: _State, groups_of: dict[str, list]) -> str | None:
+    """Cheapest replicas in missing failure domains; the first model that finds none (or None)."""
     for m, need_z in sorted(prob.zones_required.items()):
         have = {prob.pools[prob.groups[gi].pool].failure_domain for gi, c in st.n.items() if c > 0 and prob.candidates[prob.groups[gi].cand].model == m}
         while len(have) < need_z:
@@ -214,10 +230,10 @@ def _greedy_pass(prob: Problem, first: list[str]) -> tuple[dict[int, int] | None
                 if best is None or score < best[0]:
                     best = (score, g.index)
             if best is None:
-                return None, m
+                return m
             st.add(best[1])
             have.add(prob.pools[prob.groups[best[1]].pool].failure_domain)
-    return {gi: c for gi, c in sorted(st.n.items()) if c > 0}, None
+    return None
 
 
 def fixed_values(prob: Problem, counts: dict[int, int], slots: dict[int, int] | None = None, holds: dict[int, int] | None = None) -> dict[int, float]:
@@ -273,7 +289,7 @@ def _fixed_lp(prob: Problem, fixed: dict[int, float]) -> LinearModel:
     lm = LinearModel()
     for i, var in enumerate(prob.lm.vars):
         lo, hi = (fixed[i], fixed[i]) if i in fixed else (var.lb, var.ub)
-        lm.vars.append(Var(var.name, lo, hi, False, var.resolution, var.family))
+        lm.vars.append(replace(var, lb=lo, ub=hi, integer=False))
     lm.objectives = [o for o in prob.lm.objectives if o.name != "cost"]
     return lm
 
@@ -301,7 +317,7 @@ def _tight_flows(prob: Problem, fixed: dict[int, float], slack: float) -> list[f
 
     lm = _fixed_lp(prob, fixed)
     for r in prob.lm.rows:
-        if r.family == "capacity" and r.name.startswith("capacity["):
+        if r.family == Family.CAPACITY and r.key[0] in ("group", "slot"):  # a group's or a swap slot's capacity
             coef = [c * (1.0 - slack) if (i in fixed and c < 0) else c for i, c in zip(r.idx, r.coef)]
             lm.row(r.name, r.family, list(zip(r.idx, coef)), lo=r.lo, hi=r.hi)
         else:
@@ -346,7 +362,7 @@ def cpsat_hint(prob: Problem, values: list[float] | None) -> list[float] | None:
                 arcs = prob.arcs_of_demand.get(d.index, [])
                 sids = [v.sflow[ai] for ai in prob.sarcs_of_demand.get(d.index, [])]
                 short = R - sum(steps[v.flow[ai]] for ai in arcs) - sum(steps[vi] for vi in sids)
-                per_step = d.rate_rps * d.provision_factor * (1 + h) / R
+                per_step = d.provisioned_rps(h) / R
                 for ai in sorted(arcs, key=lambda ai: (-room[prob.arcs[ai].group], ai)):
                     if short <= 0:
                         break

@@ -16,32 +16,25 @@ GPUs seed 8, $1,186.49/h -> $1,129.50/h). A pair's neighbourhood: the replica co
 groups in its pools are free, every other count and every standby choice is fixed. GPUs per pool,
 zones and standby routing follow. HiGHS solves it
 from the current plan with a node limit (its root heuristics found every improvement measured, at
-LNS_MAX_NODES = 1), in forked workers, results taken in neighbourhood order (deterministic). A
+SolveBudget.lns_max_nodes = 1), in forked workers, results taken in neighbourhood order (deterministic). A
 pass tries every pair of clusters from the same plan and keeps the cheapest result; passes repeat
-while one improves, at most LNS_PASSES times. Where it runs is the planner's choice
-(planner.LNS_MIN_GAP and the work gate beside it): a pass takes 1.3-3.4 s on synth 1,000 GPUs.
+while one improves, at most SolveBudget.lns_passes times. Where it runs is the planner's choice
+(SolveBudget.lns_min_gap and the work gate beside it, budget.py): a pass takes 1.3-3.4 s on synth 1,000 GPUs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
-from maestro_plan.solve.decompose import _run_blocks
+from maestro_plan.solve.budget import BUDGET
+from maestro_plan.solve.decompose import run_blocks
 from maestro_plan.solve.formulate import Scope, build_model
-from maestro_plan.solve.model import LinearModel, Var
+from maestro_plan.solve.model import LinearModel
 from maestro_plan.solve.problem import Problem
 
-LNS_MAX_NODES = 1  # root node only: on synth 1,000 GPUs seeds 0-3 every improvement came from HiGHS'
-# root heuristics; 10 or 50 nodes found the same plans, later
-LNS_PASSES = 1  # a second pass from the improved plan gained only on synth 1,000 GPUs seed 3
-# ($1,628.84/h -> $1,626.54/h, of seeds 0-3) and took 2.6-3.0 s more
-LNS_WALL_CAP_S = 20.0  # safety net only (a sub-MIP's root took 0.1-4.3 s on synth 1,000 GPUs)
 LNS_REL_GAP = 1e-4
-LNS_COLUMN_NODES = 50  # the sub-MIP over the columns' groups: synth 1,000 GPUs seed 8, $1,186.49/h ->
-# $1,129.50/h in 1.9 s at 50 nodes ($1,125.73/h in 4.8 s at 500)
-LNS_MAX_CLUSTERS = 4  # above, the pairs (6 at 4 clusters) would take longer than the rest of the solve
 
 
 @dataclass
@@ -52,7 +45,7 @@ class Search:
     cost: float  # $/h of the cost objective (the change penalty included) of the best plan
     start_cost: float
     neighbourhoods: int  # sub-MIPs solved
-    hit_wall_clock: bool  # a sub-MIP stopped on LNS_WALL_CAP_S: the result may depend on machine load
+    hit_wall_clock: bool  # a sub-MIP stopped on BUDGET.lns_wall_cap_s: the result may depend on machine load
 
 
 def neighbourhoods(prob: Problem) -> list[tuple[str, frozenset[int]]]:
@@ -69,9 +62,9 @@ def _sub(prob: Problem, job, seed: int):
     from maestro_plan.solve.milp import solve_highs
 
     lm0, fixed, zero, x, nodes = job
-    vs = [Var(v.name, x[i], x[i], v.integer, v.resolution, v.family) if i in fixed else (Var(v.name, 0.0, 0.0, v.integer, v.resolution, v.family) if i in zero else v) for i, v in enumerate(lm0.vars)]
+    vs = [replace(v, lb=x[i], ub=x[i]) if i in fixed else (replace(v, lb=0.0, ub=0.0) if i in zero else v) for i, v in enumerate(lm0.vars)]
     lm = LinearModel(vs, lm0.rows, lm0.objectives[:1], {})
-    res = solve_highs(lm, time_limit=LNS_WALL_CAP_S, seed=seed, hint=x, max_nodes=nodes, rel_gap=LNS_REL_GAP)
+    res = solve_highs(lm, time_limit=BUDGET.lns_wall_cap_s, seed=seed, hint=x, max_nodes=nodes, rel_gap=LNS_REL_GAP)
     return res.values, res.objective, res.hit_wall_clock
 
 
@@ -86,14 +79,14 @@ def improve(
     """Search for a cheaper plan than `point` (a feasible point of prob.lm, the cost objective);
     None when not searched (another objective). `columns`: (replica groups, standby options) that
     column generation's columns use: first the whole model restricted to them (any mix of the
-    columns' parts, LNS_COLUMN_NODES nodes). Then the pairs of clusters, if `pairs_if(cost so far)`
-    says so (default: always) and there are at most LNS_MAX_CLUSTERS clusters."""
+    columns' parts, BUDGET.lns_column_nodes nodes). Then the pairs of clusters, if `pairs_if(cost so far)`
+    says so (default: always) and there are at most BUDGET.lns_max_clusters clusters."""
     if prob.settings.objective != "cost":
         return None
-    hoods = neighbourhoods(prob) if len({p.cluster for p in prob.pools}) <= LNS_MAX_CLUSTERS else []
+    hoods = neighbourhoods(prob) if len({p.cluster for p in prob.pools}) <= BUDGET.lns_max_clusters else []
     lm0, v = build_model(prob, Scope(aggregate_routing=True, tie_break=False))
-    index = {var.name: i for i, var in enumerate(prob.lm.vars)}
-    x = [point[index[var.name]] if var.name in index else 0.0 for var in lm0.vars]
+    index = [prob.lm.index_of(var.key) for var in lm0.vars]  # the same variable in the full model
+    x = [point[i] if i is not None else 0.0 for i in index]
     cost = lm0.objectives[0]
     start = best = cost.value(x)
     standby = set(v.hold.values()) | set(v.slot.values())
@@ -107,7 +100,7 @@ def improve(
             | frozenset(vi for oi, vi in v.hold.items() if oi not in options and x[vi] < 0.5)
             | frozenset(vi for ti, vi in v.slot.items() if ti not in slots)
         )
-        vals, obj, h = _sub(prob, (lm0, frozenset(), zero, x, LNS_COLUMN_NODES), prob.settings.seed)
+        vals, obj, h = _sub(prob, (lm0, frozenset(), zero, x, BUDGET.lns_column_nodes), prob.settings.seed)
         solved += 1
         hit |= h
         if vals is not None and obj is not None and obj < best - 1e-6 * max(1.0, abs(best)):
@@ -116,16 +109,16 @@ def improve(
             report(f"neighbourhood search: the columns' groups, ${best:,.2f}/h")
     if pairs_if is not None and not pairs_if(best):
         hoods = []
-    for p in range(LNS_PASSES if hoods else 0):
+    for p in range(BUDGET.lns_passes if hoods else 0):
         jobs = []
         for name, pools in hoods:
             fixed = standby | {vi for gi, vi in v.n.items() if prob.groups[gi].pool not in pools}
-            jobs.append((name, (lm0, fixed, frozenset(), x, LNS_MAX_NODES)))
+            jobs.append((name, (lm0, fixed, frozenset(), x, BUDGET.lns_max_nodes)))
         # largest sub-MIP first, so that two workers finish together (results are read in this
         # order, which depends on the inputs only)
         jobs.sort(key=lambda j: (len(j[1][1]), j[0]))
         found = None
-        for (name, _job), (vals, obj, h) in zip(jobs, _run_blocks(prob, jobs, fn=_sub, min_parallel=2)):
+        for (name, _job), (vals, obj, h) in zip(jobs, run_blocks(prob, jobs, fn=_sub, min_parallel=2)):
             solved += 1
             hit |= h
             if vals is not None and obj is not None and obj < best - 1e-6 * max(1.0, abs(best)) and (found is None or obj < found[1]):

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from maestro_plan.solve.model import INF, LinearModel, PhaseResult, SolveResult, phase_time_shares, run_phase
+from maestro_plan.solve.model import INF, LinearModel, Objective, PhaseOut, SolveResult, lexicographic
 
 MIP_REL_GAP = 1e-6  # HiGHS' default is 1e-4; tighter so that backends agree on optimal objectives
 OBJECTIVE_CHECK_TOL = 1e-6  # relative: HiGHS' reported objective against the returned point's (snapped integers)
@@ -69,7 +69,7 @@ def new_highs():
     return h
 
 
-def _highs_instance(model: LinearModel, *, relax: bool, seed: int, time_limit: float, threads: int = 1, rel_gap: float = MIP_REL_GAP):
+def highs_instance(model: LinearModel, *, relax: bool, seed: int, time_limit: float, threads: int = 1, rel_gap: float = MIP_REL_GAP):
     import highspy
 
     h = new_highs()
@@ -99,7 +99,7 @@ def _highs_instance(model: LinearModel, *, relax: bool, seed: int, time_limit: f
     return h
 
 
-def _set_objective(h, model: LinearModel, k: int) -> None:
+def set_objective(h, model: LinearModel, k: int) -> None:
     import highspy
 
     n = len(model.vars)
@@ -163,104 +163,97 @@ def _solve_highs(
 ) -> SolveResult:
     """One solve_highs attempt; `message` is set when HiGHS' reported objective is not that of
     the point it returned."""
-    import highspy
-
     t0 = time.perf_counter()
-    message = ""
-    h = _highs_instance(model, relax=relax, seed=seed, time_limit=time_limit, rel_gap=rel_gap)
+    h = highs_instance(model, relax=relax, seed=seed, time_limit=time_limit, rel_gap=rel_gap)
     if max_nodes is not None and not relax:
         h.setOptionValue("mip_max_nodes", int(max_nodes))
     for k, v in (options or {}).items():
         h.setOptionValue(k, v)
-    n_phases = max(1, len(model.objectives))
-    shares = phase_time_shares(model.objectives)
-    phases: list[PhaseResult] = []
-    values: list[float] | None = list(hint) if hint is not None else None
-    final_status = "unknown"
-    hit = False
-    iters = 0
-    nodes = 0
-    ms = highspy.HighsModelStatus
-    for k in range(n_phases):
-        if model.objectives and not run_phase(model.objectives, k, [ph.status for ph in phases]):
-            continue
-        if model.objectives:
-            _set_objective(h, model, k)
-        h.setOptionValue("time_limit", float(max(0.05, time_limit * shares[k])))
-        if values is not None and not relax:
-            h.setSolution(len(values), np.arange(len(values), dtype=np.int32), np.array(values, dtype=np.float64))
+    run = _HighsPhases(h, model, time_limit=time_limit, relax=relax)
+    lex = lexicographic(model, run.phase, run.hold, hint)
+    return SolveResult(
+        solver="highs-lp" if relax else "highs",
+        status=lex.status,
+        values=lex.values,
+        phases=lex.phases,
+        wall_s=time.perf_counter() - t0,
+        hit_wall_clock=run.hit,
+        message=lex.message,
+        lp_iterations=run.iters,
+        nodes=run.nodes,
+    )
+
+
+class _HighsPhases:
+    """One highspy instance solved phase after phase (model.lexicographic); holding an objective
+    adds the row `obj <= value + tol` (min) or `>= value - tol` (max)."""
+
+    def __init__(self, h, model: LinearModel, *, time_limit: float, relax: bool) -> None:
+        self.h, self.model, self.time_limit, self.relax = h, model, time_limit, relax
+        self.hit = False
+        self.iters = 0
+        self.nodes = 0
+
+    def _status(self, st, has_sol: bool) -> str:
+        import highspy
+
+        ms = highspy.HighsModelStatus
+        if st == ms.kOptimal:
+            return "optimal"
+        if st == ms.kInfeasible:
+            return "infeasible"
+        if st == ms.kUnboundedOrInfeasible:
+            return "infeasible" if not has_sol else "feasible"
+        if st == ms.kTimeLimit:
+            self.hit = True
+        return "feasible" if has_sol else "unknown"
+
+    def phase(self, obj: Objective | None, share: float, start: list[float] | None) -> PhaseOut:
+        import highspy
+
+        h, model, relax = self.h, self.model, self.relax
+        if obj is not None:
+            set_objective(h, model, model.objectives.index(obj))
+        h.setOptionValue("time_limit", float(max(0.05, self.time_limit * share)))
+        if start is not None and not relax:
+            h.setSolution(len(start), np.arange(len(start), dtype=np.int32), np.array(start, dtype=np.float64))
         ts = time.perf_counter()
         h.run()
         wall = time.perf_counter() - ts
-        st = h.getModelStatus()
         info = h.getInfo()
-        iters += max(0, int(info.simplex_iteration_count))
-        nodes += max(0, int(info.mip_node_count)) if not relax else 0
-        has_sol = info.primal_solution_status == highspy.kSolutionStatusFeasible
-        if st == ms.kOptimal:
-            status = "optimal"
-        elif st in (ms.kInfeasible,):
-            status = "infeasible"
-        elif st == ms.kUnboundedOrInfeasible:
-            status = "infeasible" if not has_sol else "feasible"
-        elif has_sol:
-            status = "feasible"
-            if st == ms.kTimeLimit:
-                hit = True
+        self.iters += max(0, int(info.simplex_iteration_count))
+        self.nodes += max(0, int(info.mip_node_count)) if not relax else 0
+        status = self._status(h.getModelStatus(), info.primal_solution_status == highspy.kSolutionStatusFeasible)
+        if status not in ("optimal", "feasible"):
+            return PhaseOut(status, wall_s=wall)  # type: ignore[arg-type]
+        # snap integer variables (HiGHS returns them within its feasibility tolerance)
+        values = [float(round(x)) if v.integer and not relax else float(x) for x, v in zip(h.getSolution().col_value, model.vars)]
+        objval = obj.value(values) if obj is not None else None
+        bound = None
+        if obj is not None and relax:
+            bound = objval if status == "optimal" else None
+        elif obj is not None:
+            reported = float(info.objective_function_value)
+            if not math.isfinite(reported) or abs(reported - objval) > OBJECTIVE_CHECK_TOL * max(1.0, abs(objval)):
+                return PhaseOut(status, message=f"HiGHS reported objective {reported:.6g} for a point of objective {objval:.6g} ({obj.name})")  # type: ignore[arg-type]
+            b = info.mip_dual_bound
+            bound = float(b) if b is not None and math.isfinite(b) else None
+            if status == "optimal" and bound is None:
+                bound = objval
+        return PhaseOut(status, values, bound, wall)  # type: ignore[arg-type]
+
+    def hold(self, obj: Objective, res: PhaseOut) -> None:
+        import highspy
+
+        assert res.values is not None
+        idx = np.array(sorted(obj.terms), dtype=np.int32)
+        val = np.array([obj.terms[i] for i in sorted(obj.terms)], dtype=np.float64)
+        held = obj.value(res.values) - obj.constant
+        inf = highspy.kHighsInf
+        if obj.sense == "min":
+            self.h.addRow(-inf, _hold_rhs(held, obj.rel_tol), len(idx), idx, val)
         else:
-            status = "unknown"
-            if st == ms.kTimeLimit:
-                hit = True
-        name = model.objectives[k].name if model.objectives else "feasibility"
-        if status in ("optimal", "feasible"):
-            sol = list(h.getSolution().col_value)
-            # snap integer variables (HiGHS returns them within its feasibility tolerance)
-            values = [float(round(x)) if v.integer and not relax else float(x) for x, v in zip(sol, model.vars)]
-            obj = model.objectives[k] if model.objectives else None
-            objval = obj.value(values) if obj else None
-            if obj is not None and not relax:
-                reported = float(info.objective_function_value)
-                if not math.isfinite(reported) or abs(reported - objval) > OBJECTIVE_CHECK_TOL * max(1.0, abs(objval)):
-                    message = f"HiGHS reported objective {reported:.6g} for a point of objective {objval:.6g} ({name})"
-                    break
-            bound = None
-            if obj is not None:
-                if relax:
-                    bound = objval if status == "optimal" else None
-                else:
-                    b = info.mip_dual_bound
-                    bound = float(b) if b is not None and math.isfinite(b) else None
-                    if status == "optimal" and bound is None:
-                        bound = objval
-            phases.append(PhaseResult(name, status, objval, bound, wall, None))
-            if k == 0:
-                final_status = status
-            if obj is not None and k + 1 < n_phases:
-                idx = np.array(sorted(obj.terms), dtype=np.int32)
-                val = np.array([obj.terms[i] for i in sorted(obj.terms)], dtype=np.float64)
-                held = objval - obj.constant
-                inf = highspy.kHighsInf
-                if obj.sense == "min":
-                    h.addRow(-inf, _hold_rhs(held, obj.rel_tol), len(idx), idx, val)
-                else:
-                    h.addRow(_hold_lhs(held, obj.rel_tol), inf, len(idx), idx, val)
-        else:
-            phases.append(PhaseResult(name, status, None, None, wall, None))
-            if k == 0:
-                final_status = status
-                values = None
-            break
-    return SolveResult(
-        solver="highs-lp" if relax else "highs",
-        status=final_status,  # type: ignore[arg-type]
-        values=values,
-        phases=phases,
-        wall_s=time.perf_counter() - t0,
-        hit_wall_clock=hit,
-        message=message,
-        lp_iterations=iters,
-        nodes=nodes,
-    )
+            self.h.addRow(_hold_lhs(held, obj.rel_tol), inf, len(idx), idx, val)
 
 
 def solve_lp_relaxation(model: LinearModel, *, time_limit: float = 30.0, seed: int = 0) -> float | None:
@@ -282,85 +275,77 @@ def solve_cbc(
     seed: int = 0,
     hint: Sequence[float] | None = None,
 ) -> SolveResult:
-    import pulp
-
     t0 = time.perf_counter()
-    prob = pulp.LpProblem("maestro", pulp.LpMinimize)
-    xs = []
-    for i, v in enumerate(model.vars):
-        xs.append(
-            prob.add_variable(  # PuLP >= 3.3; constructing LpVariable directly is deprecated there
-                f"x{i}",
-                lowBound=None if v.lb == -INF else v.lb,
-                upBound=None if v.ub == INF else v.ub,
-                cat=pulp.LpInteger if v.integer else pulp.LpContinuous,
+    run = _CbcPhases(model, time_limit=time_limit, seed=seed)
+    lex = lexicographic(model, run.phase, run.hold, hint)
+    return SolveResult(solver="cbc", status=lex.status, values=lex.values, phases=lex.phases, wall_s=time.perf_counter() - t0, hit_wall_clock=run.hit)
+
+
+class _CbcPhases:
+    """One PuLP problem solved by CBC phase after phase (model.lexicographic)."""
+
+    def __init__(self, model: LinearModel, *, time_limit: float, seed: int) -> None:
+        import pulp
+
+        self.model, self.time_limit, self.seed = model, time_limit, seed
+        self.hit = False
+        self.k = 0  # rows that hold objectives
+        prob = pulp.LpProblem("maestro", pulp.LpMinimize)
+        self.xs = []
+        for i, v in enumerate(model.vars):
+            self.xs.append(
+                prob.add_variable(  # PuLP >= 3.3; constructing LpVariable directly is deprecated there
+                    f"x{i}",
+                    lowBound=None if v.lb == -INF else v.lb,
+                    upBound=None if v.ub == INF else v.ub,
+                    cat=pulp.LpInteger if v.integer else pulp.LpContinuous,
+                )
             )
-        )
-    for j, r in enumerate(model.rows):
-        expr = pulp.lpSum(c * xs[i] for i, c in zip(r.idx, r.coef))
-        if r.lo == r.hi:
-            prob += (expr == r.lo), f"r{j}"
-        else:
-            if r.lo != -INF:
-                prob += (expr >= r.lo), f"r{j}l"
-            if r.hi != INF:
-                prob += (expr <= r.hi), f"r{j}u"
-    n_phases = max(1, len(model.objectives))
-    shares = phase_time_shares(model.objectives)
-    values = list(hint) if hint is not None else None
-    phases: list[PhaseResult] = []
-    final_status = "unknown"
-    hit = False
-    for k in range(n_phases):
-        obj = model.objectives[k] if model.objectives else None
-        if obj is not None and not run_phase(model.objectives, k, [ph.status for ph in phases]):
-            continue
+        for j, r in enumerate(model.rows):
+            expr = pulp.lpSum(c * self.xs[i] for i, c in zip(r.idx, r.coef))
+            if r.lo == r.hi:
+                prob += (expr == r.lo), f"r{j}"
+            else:
+                if r.lo != -INF:
+                    prob += (expr >= r.lo), f"r{j}l"
+                if r.hi != INF:
+                    prob += (expr <= r.hi), f"r{j}u"
+        self.prob = prob
+
+    def phase(self, obj: Objective | None, share: float, start: list[float] | None) -> PhaseOut:
+        import pulp
+
+        prob, xs = self.prob, self.xs
         if obj is not None:
             sign = 1.0 if obj.sense == "min" else -1.0
             prob.setObjective(pulp.lpSum(sign * c * xs[i] for i, c in obj.terms.items()) + 0.0)
-        warm = values is not None
-        if warm:
-            for x, v in zip(xs, values):
+        if start is not None:
+            for x, v in zip(xs, start):
                 x.setInitialValue(v)
         with warnings.catch_warnings():
             # PuLP 3.3 deprecates PULP_CBC_CMD for COIN_CMD + the separate `pulp[cbc]` binary
             # package; the bundled CBC is what this pin (pulp<3.4) installs everywhere, so it stays
             warnings.filterwarnings("ignore", message=".*PULP_CBC_CMD.*", category=DeprecationWarning)
-            solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(math.ceil(time_limit * shares[k]))), threads=1, warmStart=warm, options=[f"randomSeed {int(seed) % 2147483647 + 1}"])
+            solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(math.ceil(self.time_limit * share))), threads=1, warmStart=start is not None, options=[f"randomSeed {int(self.seed) % 2147483647 + 1}"])
         ts = time.perf_counter()
         prob.solve(solver)
         wall = time.perf_counter() - ts
-        sol_status = prob.sol_status
-        name = obj.name if obj else "feasibility"
-        if sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
-            status = "optimal" if sol_status == pulp.LpSolutionOptimal else "feasible"
-            if status == "feasible":
-                hit = True
-            values = [float(round(x.value() or 0.0)) if v.integer else float(x.value() or 0.0) for x, v in zip(xs, model.vars)]
-            objval = obj.value(values) if obj else None
-            phases.append(PhaseResult(name, status, objval, objval if status == "optimal" else None, wall, None))
-            if k == 0:
-                final_status = status
-            if obj is not None and k + 1 < n_phases:
-                held = objval - obj.constant
-                e = pulp.lpSum(c * xs[i] for i, c in obj.terms.items())
-                if obj.sense == "min":
-                    prob += (e <= _hold_rhs(held, obj.rel_tol)), f"hold{k}"
-                else:
-                    prob += (e >= _hold_lhs(held, obj.rel_tol)), f"hold{k}"
-        else:
-            status = "infeasible" if prob.status == pulp.LpStatusInfeasible else "unknown"
-            phases.append(PhaseResult(name, status, None, None, wall, None))
-            if k == 0:
-                final_status = status
-                values = None
-            break
-    return SolveResult(
-        solver="cbc",
-        status=final_status,  # type: ignore[arg-type]
-        values=values,
-        phases=phases,
-        wall_s=time.perf_counter() - t0,
-        hit_wall_clock=hit,
-    )
+        if prob.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
+            return PhaseOut("infeasible" if prob.status == pulp.LpStatusInfeasible else "unknown", wall_s=wall)
+        status = "optimal" if prob.sol_status == pulp.LpSolutionOptimal else "feasible"
+        self.hit |= status == "feasible"
+        values = [float(round(x.value() or 0.0)) if v.integer else float(x.value() or 0.0) for x, v in zip(xs, self.model.vars)]
+        bound = obj.value(values) if obj is not None and status == "optimal" else None  # CBC reports no dual bound through PuLP
+        return PhaseOut(status, values, bound, wall)  # type: ignore[arg-type]
 
+    def hold(self, obj: Objective, res: PhaseOut) -> None:
+        import pulp
+
+        assert res.values is not None
+        held = obj.value(res.values) - obj.constant
+        e = pulp.lpSum(c * self.xs[i] for i, c in obj.terms.items())
+        k = self.model.objectives.index(obj)
+        if obj.sense == "min":
+            self.prob += (e <= _hold_rhs(held, obj.rel_tol)), f"hold{k}"
+        else:
+            self.prob += (e >= _hold_lhs(held, obj.rel_tol)), f"hold{k}"

@@ -21,8 +21,8 @@ the objective value a backend reports is always recomputed in floats from the so
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 INF = math.inf
@@ -39,11 +39,15 @@ class Var:
     integer: bool
     resolution: int = 1  # CP-SAT steps per unit for continuous variables
     family: str = ""
+    key: tuple = ()  # typed coordinates, e.g. ("n", group index): how other code finds a variable
 
 
 @dataclass
 class Row:
-    """lo <= sum(coef * var) <= hi; `family` names the constraint family (explanations use it)."""
+    """lo <= sum(coef * var) <= hi. `family` is the constraint family (plan.families.Family for the
+    placement model); `key` its typed coordinates, first a role within the family, then indices
+    (e.g. ("cut", pool index, t)), so that no code reads a row's meaning back from its `name`,
+    which is for people and model dumps only."""
 
     name: str
     family: str
@@ -51,6 +55,7 @@ class Row:
     coef: list[float]
     lo: float
     hi: float
+    key: tuple = ()
 
 
 @dataclass
@@ -72,37 +77,46 @@ class LinearModel:
     rows: list[Row] = field(default_factory=list)
     objectives: list[Objective] = field(default_factory=list)
     _names: dict[str, int] = field(default_factory=dict, repr=False)
+    _keys: dict[tuple, int] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ building
-    def var(self, name: str, lb: float = 0.0, ub: float = INF, *, integer: bool = False, resolution: int = 1, family: str = "") -> int:
+    def var(self, name: str, lb: float = 0.0, ub: float = INF, *, integer: bool = False, resolution: int = 1, family: str = "", key: tuple = ()) -> int:
         if name in self._names:
             raise ValueError(f"variable {name!r} defined twice")
         if lb > ub:
             raise ValueError(f"variable {name!r}: lb {lb} > ub {ub}")
+        if key and key in self._keys:
+            raise ValueError(f"variable key {key!r} defined twice")
         self._names[name] = len(self.vars)
-        self.vars.append(Var(name, float(lb), float(ub), integer, resolution, family))
+        if key:
+            self._keys[key] = len(self.vars)
+        self.vars.append(Var(name, float(lb), float(ub), integer, resolution, family, key))
         return len(self.vars) - 1
 
     def index(self, name: str) -> int:
         return self._names[name]
 
-    def row(self, name: str, family: str, terms: Mapping[int, float] | Iterable[tuple[int, float]], *, lo: float = -INF, hi: float = INF) -> int:
+    def index_of(self, key: tuple) -> int | None:
+        """The variable with these typed coordinates (None: this model has none)."""
+        return self._keys.get(key)
+
+    def row(self, name: str, family: str, terms: Mapping[int, float] | Iterable[tuple[int, float]], *, lo: float = -INF, hi: float = INF, key: tuple = ()) -> int:
         items: dict[int, float] = {}
         for i, c in (terms.items() if isinstance(terms, Mapping) else terms):
             if c != 0.0:
                 items[i] = items.get(i, 0.0) + float(c)
         idx = sorted(items)
-        self.rows.append(Row(name, family, idx, [items[i] for i in idx], float(lo), float(hi)))
+        self.rows.append(Row(name, family, idx, [items[i] for i in idx], float(lo), float(hi), key))
         return len(self.rows) - 1
 
-    def le(self, name: str, family: str, terms, rhs: float) -> int:
-        return self.row(name, family, terms, hi=rhs)
+    def le(self, name: str, family: str, terms, rhs: float, *, key: tuple = ()) -> int:
+        return self.row(name, family, terms, hi=rhs, key=key)
 
-    def ge(self, name: str, family: str, terms, rhs: float) -> int:
-        return self.row(name, family, terms, lo=rhs)
+    def ge(self, name: str, family: str, terms, rhs: float, *, key: tuple = ()) -> int:
+        return self.row(name, family, terms, lo=rhs, key=key)
 
-    def eq(self, name: str, family: str, terms, rhs: float) -> int:
-        return self.row(name, family, terms, lo=rhs, hi=rhs)
+    def eq(self, name: str, family: str, terms, rhs: float, *, key: tuple = ()) -> int:
+        return self.row(name, family, terms, lo=rhs, hi=rhs, key=key)
 
     def objective(self, name: str, sense: Sense, terms: Mapping[int, float], constant: float = 0.0, rel_tol: float = 1e-9, tie_break: bool = False) -> None:
         self.objectives.append(Objective(name, sense, {i: float(c) for i, c in sorted(terms.items()) if c != 0.0}, constant, rel_tol, tie_break))
@@ -125,13 +139,7 @@ class LinearModel:
 
     def relaxed(self) -> LinearModel:
         """A copy with every integrality dropped (the LP relaxation)."""
-        m = LinearModel(
-            [Var(v.name, v.lb, v.ub, False, v.resolution, v.family) for v in self.vars],
-            self.rows,
-            self.objectives,
-            dict(self._names),
-        )
-        return m
+        return LinearModel([replace(v, integer=False) for v in self.vars], self.rows, self.objectives, dict(self._names), dict(self._keys))
 
     def stats(self) -> dict[str, int]:
         return {
@@ -215,3 +223,65 @@ def phase_time_shares(objectives: Sequence[Objective]) -> list[float]:
 def run_phase(objectives: Sequence[Objective], k: int, statuses: Sequence[str]) -> bool:
     """Phase k runs unless it is a tie-break and some earlier phase was not proven optimal."""
     return not objectives[k].tie_break or all(st == "optimal" for st in statuses[:k])
+
+
+@dataclass
+class PhaseOut:
+    """One phase's answer from a backend (values: a point of the float model)."""
+
+    status: Status
+    values: list[float] | None = None
+    bound: float | None = None
+    wall_s: float = 0.0
+    deterministic_time: float | None = None
+    message: str = ""  # the answer is inconsistent: stop here and trust nothing (milp.py)
+
+
+@dataclass
+class Lexicographic:
+    """The phases' outcome: status of the first objective, the last phase's point, every phase."""
+
+    status: Status = "unknown"
+    values: list[float] | None = None
+    phases: list[PhaseResult] = field(default_factory=list)
+    message: str = ""
+
+
+def lexicographic(
+    model: LinearModel,
+    solve_phase: Callable[[Objective | None, float, list[float] | None], PhaseOut],
+    hold: Callable[[Objective, PhaseOut], None],
+    start: Sequence[float] | None,
+) -> Lexicographic:
+    """The one lexicographic driver every backend uses: objective k is optimised with objectives
+    0..k-1 held (`hold`) at the value reached; a tie-break phase runs only when every earlier one
+    was proven optimal (run_phase); the first phase that finds no point ends the solve. Each phase
+    gets its share of the work budget (phase_time_shares) and starts from the previous phase's
+    point (the caller's `start` for the first)."""
+    objectives = model.objectives
+    n_phases = max(1, len(objectives))
+    shares = phase_time_shares(objectives)
+    out = Lexicographic()
+    point = list(start) if start is not None else None
+    for k in range(n_phases):
+        obj = objectives[k] if objectives else None
+        if obj is not None and not run_phase(objectives, k, [ph.status for ph in out.phases]):
+            continue
+        res = solve_phase(obj, shares[k], point)
+        if res.message:
+            out.message = res.message
+            break
+        name = obj.name if obj is not None else "feasibility"
+        ok = res.status in ("optimal", "feasible") and res.values is not None
+        objval = obj.value(res.values) if ok and obj is not None else None
+        out.phases.append(PhaseResult(name, res.status, objval, res.bound if ok else None, res.wall_s, res.deterministic_time))
+        if k == 0:
+            out.status = res.status
+        if not ok:
+            if k == 0:
+                out.values = None
+            break
+        out.values = point = res.values
+        if obj is not None and k + 1 < n_phases:
+            hold(obj, res)
+    return out

@@ -100,6 +100,10 @@ class DemandRow:
     peak_rps: float
     provision_factor: float  # >= 1: provisioned load = rate x factor x (1 + headroom)
 
+    def provisioned_rps(self, headroom: float) -> float:
+        """The load replicas are sized for: rate x provision_factor x (1 + headroom)."""
+        return self.rate_rps * self.provision_factor * (1.0 + headroom)
+
 
 @dataclass(frozen=True)
 class Candidate:

@@ -26,11 +26,12 @@ from typing import Any
 
 from maestro_plan.load.loader import tp_allowed
 from maestro_plan.load.schema import GpuType, Inputs, ModelSpec, NodePool
+from maestro_plan.plan.families import VERIFIED
 from maestro_plan.plan.schema import Plan, Replica
+from maestro_plan.units import GIB
 
-FAMILIES = ("consistency", "inventory", "memory", "compute", "capacity", "demand", "routing", "slo", "zones", "budget")
+FAMILIES = tuple(str(f) for f in VERIFIED)  # the shared vocabulary (plan/families.py), in report order
 
-GIB = 2**30
 # Tolerances. Rates and fractions are floats written by a solver: compare with a relative 1e-6.
 REL_TOL = 1e-6
 # Byte figures the plan copies from the estimator are ints; allow 0.1 % for rounding of derived
