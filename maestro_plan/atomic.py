@@ -12,8 +12,9 @@ looks, or who kills the command, in between. The choice here, in order of prefer
    no EXDEV), including the entries of the old folder that this run does not write (an `emit`
    of manifests into a solve's folder keeps its plan.json). It is then swapped with the target in
    ONE system call, Linux renameat2(RENAME_EXCHANGE), which exchanges two non-empty folders
-   atomically (ext4, xfs, btrfs, tmpfs, overlayfs support it). At every instant the target is the
-   old folder or the new one, never a mix, and never absent.
+   atomically (man 2 rename: ext4 since Linux 3.15, btrfs/tmpfs/cifs since 3.17, xfs since 4.0;
+   checked here on ext4). At every instant the target is the old folder or the new one, never a
+   mix, and never absent.
 2. Where RENAME_EXCHANGE is refused (another OS, an old kernel, some network file systems), two
    renames: target -> .X.old.*, staging -> target. A kill between them leaves no target but a
    complete .X.old.*, which the next run restores before anything else (old-complete).
