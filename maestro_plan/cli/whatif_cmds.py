@@ -48,7 +48,6 @@ JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Scenarios solved at 
 
 def _check_flags(solver: str | None, time_limit: float | None, change_weight: float) -> None:
     from maestro_plan.errors import InputError
-
     from maestro_plan.solve.backends import SOLVER_NAMES
 
     if solver is not None and solver not in SOLVER_NAMES:

@@ -75,6 +75,7 @@ from maestro_plan.emit.placement import (
 from maestro_plan.errors import Collector
 from maestro_plan.load.schema import GpuType, Inputs
 from maestro_plan.plan.schema import Plan, Replica, Standby
+from maestro_plan.units import GIB
 
 MIB = 2**20
 
