@@ -27,6 +27,7 @@ from typing import Any
 from maestro_plan.load.loader import tp_allowed
 from maestro_plan.load.schema import GpuType, Inputs, ModelSpec, NodePool
 from maestro_plan.plan.schema import Plan, Replica
+from maestro_plan.verify.percentile import check_slo
 
 FAMILIES = ("consistency", "inventory", "memory", "compute", "capacity", "demand", "routing", "slo", "zones", "budget")
 
@@ -183,7 +184,8 @@ class _Verifier:
         self.check_consistency()
         self.check_replicas_exist()
         self.check_memory_compute()
-        dm = est.compute_demand(self.inputs, percentile=self.plan.settings.length_percentile)
+        scale = {r.workflow: r.slowdown_scale for r in self.plan.slo if r.slowdown_scale != 1.0}
+        dm = est.compute_demand(self.inputs, percentile=self.plan.settings.length_percentile, slowdown_scale=scale)
         self.demand = {(d.source, d.model): d for d in dm.per_model}
         self.check_demand()
         loads, mixes_in = self.check_routing()
@@ -191,6 +193,7 @@ class _Verifier:
         self.check_standby()
         self.check_zones()
         self.check_cost_and_budget()
+        check_slo(self.plan, self.inputs, est, self.fail, self.check)
         checked = {f: int(self.checked.get(f, 0)) for f in FAMILIES}
         return VerifyReport(ok=not self.violations, violations=self.violations, checked=checked)
 
