@@ -131,7 +131,8 @@ def test_demand_json(tmp_path):
     out = json.loads(r.stdout)
     assert out["reference_gpu"] == "h100-sxm"
     assert [(x["model"], x["source"], x["rate_rps"]) for x in out["per_model"]] == [("l70", "s1", 1.0)]
-    assert out["role_budgets"][0]["budget_ms"] == pytest.approx(60000, rel=1e-3)  # a single role gets the whole SLO
+    # a single role: the mean call the percentile allows (its lengths' tail keeps it under the SLO)
+    assert 0.9 * 60000 <= out["role_budgets"][0]["budget_ms"] < 60000
     k = out["kv_reservation"][0]
     assert k["tp"] == 2 and k["saved_bytes_per_gpu"] > 0
     human = run("demand", *args)

@@ -163,7 +163,7 @@ def test_slo_unreachable(tmp_path: Path) -> None:
         solve(S.load(paths), S.settings())
     sf = ei.value.shortfalls
     assert sf and all(s.constraint == "slo" for s in sf)
-    assert sf[0].needed > sf[0].available == 50.0
+    assert sf[0].needed > 50.0 >= sf[0].available  # the per-call budget is within the 50 ms SLO
 
 
 def test_zone_spread_unreachable(tmp_path: Path) -> None:

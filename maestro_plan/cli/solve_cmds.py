@@ -3,7 +3,8 @@
 Everything is written into a staging folder and moved into --out only when the plan has been
 re-checked by the independent verifier and every emitter has succeeded (all or nothing).
 Exit codes: 0 written, 1 the verifier found violations (nothing written), 2 bad input,
-3 infeasible (the shortfalls are listed).
+3 infeasible (the shortfalls are listed), or a workflow misses its percentile SLO at any cost
+(maestro_plan.slo names it, unless --allow-slo-miss).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class Objective(str, Enum):
     goodput = "goodput"
 
 
+class SloCheck(str, Enum):
+    none = "none"
+    model = "model"
+    sim = "sim"
 
 
 class KvMode(str, Enum):
@@ -166,6 +171,8 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes for the per-model blocks and the neighbourhood search (their work budget scales with up to 2); CP-SAT itself runs one worker, deterministically")] = 2,
         emit: Annotated[bool, typer.Option("--emit/--no-emit", help="Also write manifests, routing tables and reports")] = True,
         dump_model: Annotated[Path | None, typer.Option("--dump-model", help="Also write the model of the final solve: FILE.mps (MPS, for HiGHS/CBC or any MIP solver) or FILE.pb.txt (CP-SAT's model proto as text), to reproduce the solve outside maestro-plan")] = None,
+        slo_check: Annotated[SloCheck, typer.Option("--slo-check", help="After the solve, check each workflow's percentile SLO with the latency model (model), and also a short seeded simulation (sim); re-solve with tighter budgets where one misses")] = SloCheck.sim,
+        allow_slo_miss: Annotated[bool, typer.Option("--allow-slo-miss", help="Write the best plan even when a workflow misses its SLO (flagged in the plan) instead of exiting 3")] = False,
         json_out: JsonOpt = False,
     ) -> None:
         """Plan the fleet: replicas, GPUs, KV reservations, routing; write DIR/plan.json and outputs.
@@ -177,7 +184,7 @@ def register(app: typer.Typer) -> None:
         from maestro_plan.estimate import load_capacity_table
         from maestro_plan.load.loader import load_inputs
         from maestro_plan.plan.io import read_plan
-        from maestro_plan.solve.planner import solve as run_solve
+        from maestro_plan.slo import solve_checked
         from maestro_plan.solve.problem import SolveSettings
 
         if dump_model is not None:
@@ -208,7 +215,7 @@ def register(app: typer.Typer) -> None:
 
         with SolveProgress(err_console, enabled=show) as bar:  # phases, elapsed time, best plan so far
             stage = bar.stage
-            plan, stats = run_solve(inputs, settings, current_plan=cur, progress=bar.progress, stage=stage, dump_model=dump_model)
+            plan, stats = solve_checked(inputs, settings, mode=slo_check.value, allow_miss=allow_slo_miss, current_plan=cur, progress=bar.progress, stage=stage, dump_model=dump_model)
             stage("verifying and writing outputs")
             try:
                 with staged_dir(out) as st:

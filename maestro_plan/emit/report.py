@@ -5,10 +5,11 @@ Plots are PNGs written with matplotlib's Agg backend into DIR/plots/ and referen
 path (no network assets). Output is deterministic: no timestamps, PNG metadata without a Software
 tag, fixed figure sizes and DPI, sorted rows.
 
-Predicted end-to-end latency of a workflow (compared against its SLO) is computed here from the
-plan: per role, the route-weighted mean of (replica predicted per-call latency + 2 x one-way
-network latency) times calls per query; the workflow takes the longest path of its role DAG, and
-the worst source counts. It is a mean-based figure, shown beside a percentile SLO.
+Per workflow the SLO table shows the latency model's pXX and the simulated pXX and attainment the
+plan records (plan.slo, written by maestro_plan.slo; a plan without them is priced by the model
+here), and says "meets" only when both meet the target. The mean path (route-weighted mean call
+time x calls per query along the longest path of the role DAG, worst source) is shown beside it
+for reference: it is not a percentile.
 """
 
 from __future__ import annotations
@@ -52,41 +53,97 @@ def _role_call_ms(plan: Plan, source: str, model: str) -> float | None:
     return num / den if den > 0 else None
 
 
+def _mean_paths(plan: Plan, inputs: Inputs, w: Any) -> tuple[float | None, str | None]:
+    """Route-weighted mean call time x calls per query along the longest path, worst source."""
+    worst: float | None = None
+    worst_src = None
+    unknown = False
+    for a in sorted(w.arrivals, key=lambda a: a.source):
+        dur: dict[str, float] = {}
+        for r in w.roles:
+            call = _role_call_ms(plan, a.source, r.model)
+            if call is None:
+                unknown = True
+                call = 0.0
+            dur[r.name] = call * r.calls_per_query
+        finish: dict[str, float] = {}
+        deps = {r.name: r.depends_on for r in w.roles}
+        for name in TopologicalSorter({r.name: set(r.depends_on) for r in w.roles}).static_order():
+            finish[name] = dur[name] + max((finish[d] for d in deps[name]), default=0.0)
+        e2e = max(finish.values(), default=0.0)
+        if worst is None or e2e > worst:
+            worst, worst_src = e2e, a.source
+    return (None if unknown else worst), worst_src
+
+
+def _slo_records(plan: Plan, inputs: Inputs) -> dict[str, Any]:
+    """The plan's SLO records (maestro_plan.slo); a plan written without them is priced by the
+    latency model here (no simulation)."""
+    if plan.slo:
+        return {r.workflow: r for r in plan.slo}
+    from maestro_plan.slo.loop import judge
+    from maestro_plan.slo.model import plan_tails
+
+    return {t.workflow: judge(t, None, 1, 1.0, 0.0) for t in plan_tails(plan, inputs)}
+
+
+def slo_status(rec: Any) -> str:
+    """meets only when the model's pXX and the simulated attainment both meet the target."""
+    if rec is None:
+        return "unknown"
+    if rec.verdict == "misses":
+        return "misses"
+    judged = rec.sim_attainment is not None and rec.sim_queries * (1 - rec.percentile / 100.0) >= 10
+    return "meets" if judged else "unverified"
+
+
 def workflow_latency(plan: Plan, inputs: Inputs) -> list[dict[str, Any]]:
+    """Per workflow: the SLO, the latency model's pXX, the simulated pXX and attainment, the mean
+    path (route-weighted mean per call, the figure reports showed before), and the verdict."""
+    recs = _slo_records(plan, inputs)
     out = []
     for w in sorted(inputs.workflows, key=lambda w: w.name):
-        worst: float | None = None
-        worst_src = None
-        unknown = False
-        for a in sorted(w.arrivals, key=lambda a: a.source):
-            dur: dict[str, float] = {}
-            for r in w.roles:
-                call = _role_call_ms(plan, a.source, r.model)
-                if call is None:
-                    unknown = True
-                    call = 0.0
-                dur[r.name] = call * r.calls_per_query
-            finish: dict[str, float] = {}
-            order = TopologicalSorter({r.name: set(r.depends_on) for r in w.roles}).static_order()
-            deps = {r.name: r.depends_on for r in w.roles}
-            for name in order:
-                finish[name] = dur[name] + max((finish[d] for d in deps[name]), default=0.0)
-            e2e = max(finish.values(), default=0.0)
-            if worst is None or e2e > worst:
-                worst, worst_src = e2e, a.source
-        pred = None if unknown else worst
+        mean, worst_src = _mean_paths(plan, inputs, w)
+        rec = recs.get(w.name)
         out.append(
             {
                 "workflow": w.name,
                 "priority": w.priority.value,
                 "slo_ms": rnd(w.slo.latency_ms, 3),
                 "slo_percentile": rnd(w.slo.percentile, 3),
-                "predicted_ms": None if pred is None else rnd(pred, 1),
+                "predicted_ms": None if rec is None or rec.model_ms is None else rnd(rec.model_ms, 1),
+                "sim_ms": None if rec is None or rec.sim_ms is None else rnd(rec.sim_ms, 1),
+                "sim_attainment": None if rec is None else rec.sim_attainment,
+                "sim_queries": 0 if rec is None else rec.sim_queries,
+                "rounds": 1 if rec is None else rec.rounds,
+                "mean_path_ms": None if mean is None else rnd(mean, 1),
                 "worst_source": worst_src,
-                "status": "unknown" if pred is None else ("meets" if pred <= w.slo.latency_ms else "misses"),
+                "status": slo_status(rec),
             }
         )
     return out
+
+
+def slo_cells(w: dict[str, Any]) -> list[str]:
+    """One workflow's SLO row as text: SLO, model pXX, simulated pXX (attainment), mean path, verdict."""
+    p = f"p{w['slo_percentile']:g}"
+    sim = "not simulated" if w["sim_attainment"] is None else (f"{w['sim_ms']:g} ms" if w["sim_ms"] is not None else "never") + f" ({100 * w['sim_attainment']:.1f}% of {w['sim_queries']})"
+    return [
+        f"{p} {w['slo_ms']:g} ms",
+        "unbounded" if w["predicted_ms"] is None else f"{w['predicted_ms']:g} ms",
+        sim,
+        "?" if w["mean_path_ms"] is None else f"{w['mean_path_ms']:g} ms",
+        w["status"],
+    ]
+
+
+SLO_COLUMNS = ["SLO", "model pXX", "simulated pXX (within SLO)", "mean path", "verdict"]
+SLO_NOTE = (
+    "Model pXX: the latency model at the SLO's percentile (lengths, calls, role graph, round trips, prefill and decode at "
+    "the planned load, queueing for sequence slots; maestro_plan/estimate/latency.py). Simulated: a seeded simulation of "
+    "this plan (solve --slo-check sim). Verdict 'meets' needs both; 'unverified' when the model meets but the plan was not simulated or "
+    "too few queries reached the tail. Mean path: route-weighted mean per call along the longest path (not a percentile)."
+)
 
 
 def kv_summary(plan: Plan) -> dict[str, Any]:
@@ -209,15 +266,13 @@ def print_summary(plan: Plan, inputs: Inputs, console: Any = None) -> dict[str, 
     for m in s["models"]:
         t.add_row(m["model"], str(m["replicas"]), str(m["standby"]), f"{m['demand_rps']:.3g}", f"{m['capacity_rps']:.3g}", f"{m['load_rps']:.3g}", f"{m['utilization']:.0%}")
     con.print(t)
-    t = Table(title="Predicted latency vs SLO per workflow")
-    for col in ("workflow", "priority", "SLO", "predicted", "worst source", "status"):
+    t = Table(title="Percentile SLO per workflow")
+    for col in ["workflow", "priority", *SLO_COLUMNS]:
         t.add_column(col)
     for w in s["workflows"]:
         style = {"meets": "green", "misses": "red"}.get(w["status"], "yellow")
-        t.add_row(
-            w["workflow"], w["priority"], f"p{w['slo_percentile']:g} {w['slo_ms']:g} ms",
-            "?" if w["predicted_ms"] is None else f"{w['predicted_ms']:g} ms", w["worst_source"] or "", f"[{style}]{w['status']}[/]",
-        )
+        cells = slo_cells(w)
+        t.add_row(w["workflow"], w["priority"], *cells[:-1], f"[{style}]{cells[-1]}[/]")
     con.print(t)
     kv = s["kv"]
     con.print(f"KV cache reserved {_gib(kv['predicted_bytes'])} vs naive {_gib(kv['naive_bytes'])} (max_model_len x max_num_seqs): {kv['saved_fraction']:.0%} saved")
@@ -414,10 +469,9 @@ def report_blocks(plan: Plan, inputs: Inputs, s: dict[str, Any], memory_cut: boo
         ("table", ["cluster", "GPU type", "used", "available", "utilization"],
          [[g["cluster"], g["gpu_type"], str(g["used"]), str(g["available"]), f"{g['utilization']:.0%}"] for g in s["gpus"]]),
         ("img", "plots/cost-by-cluster.png", "Cost by cluster"),
-        ("h2", "Predicted latency vs SLO per workflow"),
-        ("p", "Predicted: route-weighted mean per-call latency plus network round trip, times calls per query, along the longest path of the role graph; worst source shown."),
-        ("table", ["workflow", "priority", "SLO", "predicted", "worst source", "status"],
-         [[w["workflow"], w["priority"], f"p{w['slo_percentile']:g} {w['slo_ms']:g} ms", "?" if w["predicted_ms"] is None else f"{w['predicted_ms']:g} ms", w["worst_source"] or "", w["status"]] for w in s["workflows"]]),
+        ("h2", "Percentile SLO per workflow"),
+        ("p", SLO_NOTE),
+        ("table", ["workflow", "priority", *SLO_COLUMNS], [[w["workflow"], w["priority"], *slo_cells(w)] for w in s["workflows"]]),
         ("h2", "Capacity vs demand per model"),
         ("table", ["model", "replicas", "standby", "demand rps", "served rps", "capacity rps", "load rps", "utilization"],
          [[m["model"], str(m["replicas"]), str(m["standby"]), _fmt(m["demand_rps"]), _fmt(m["served_rps"]), _fmt(m["capacity_rps"]), _fmt(m["load_rps"]), f"{m['utilization']:.0%}"] for m in s["models"]]),

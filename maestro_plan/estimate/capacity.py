@@ -278,6 +278,32 @@ def latency_at_load(
     return hi
 
 
+@dataclass(frozen=True)
+class LoadPoint:
+    """One replica at a steady request rate: the fixed point `latency_at_load` solves, in parts."""
+
+    latency_ms: float  # mean per-call latency x
+    batch: float  # mean concurrency B = rate x x (at least 1)
+    step_ms: float  # decode step at B sequences of the mix's mean context
+    stretch: float  # 1 / (1 - rate x M): decode steps lengthened by the prompts' chunks
+    room: float  # prompt tokens one step takes beside B decoding sequences
+
+
+def load_point(
+    model: ModelSpec, gpu: GpuType, tp: int, mix: RequestMix, rps: float, *, compute_share: float = 1.0, engine: EngineDefaults = VLLM
+) -> LoadPoint | None:
+    """The parts of the per-call latency at `rps` (None when the replica cannot sustain it), so a
+    caller can price one call of its own lengths: prefill(I) + ceil(I / room) x step + O x step x stretch."""
+    x = latency_at_load(model, gpu, tp, mix, rps, compute_share=compute_share, engine=engine)
+    if not math.isfinite(x):
+        return None
+    mx = _Mix.of(model, gpu, tp, mix, compute_share, engine)
+    lam = max(rps, 0.0) / 1000.0
+    B = max(lam * x, 1.0)
+    s = decode_step_ms_f(model, gpu, tp, B, mx.ctx, compute_share=compute_share)
+    return LoadPoint(x, B, s, 1.0 / (1.0 - lam * mx.M), mx.room(B))
+
+
 # --------------------------------------------------------------------------------------------
 # Measured capacity tables
 # --------------------------------------------------------------------------------------------

@@ -115,7 +115,7 @@ def _slo_problems(inputs: Inputs, fleet: dict[str, int], engine: EngineDefaults)
             tps = [t for t in m.tp_degrees if t <= fleet[fastest.id]]
             tp = max(tps) if tps else max(m.tp_degrees)
             call_ms[r.name] = predicted_call_ms(m, fastest, tp, r.input_tokens.mean_tokens(), r.output_tokens.mean_tokens())
-        rb = _budgets(w, call_ms)
+        rb = _budgets(w, call_ms, None, 0.0)  # the mean rule: its critical path is what an idle replica needs
         cp = max((b.critical_path_ms for b in rb), default=0.0)
         if cp > w.slo.latency_ms:
             path = ", ".join(f"{b.role} ({b.calls_per_query:g} x {b.predicted_call_ms:.0f} ms)" for b in rb if b.on_critical_path)

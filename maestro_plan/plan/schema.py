@@ -49,6 +49,10 @@ class Settings(_M):
         description="Measured capacity table the solver used (--capacity-table), as the SHA-256 of its rows' canonical JSON "
         "(a list of row objects, keys sorted, separators ',' and ':'); null: capacities are the estimator's",
     )
+    slo_check: Literal["none", "model", "sim"] = Field(
+        "none", description="How the plan's percentile SLOs were checked after the solve: none, the latency model, or model and simulation"
+    )
+    allow_slo_miss: bool = Field(False, description="--allow-slo-miss: the plan was written although some workflow misses its SLO")
 
 
 class SolveInfo(_M):
@@ -155,6 +159,25 @@ class Binding(_M):
     unit: str = ""
 
 
+class SloResult(_M):
+    """One workflow's percentile SLO under the plan: the latency model's and the simulator's figures."""
+
+    workflow: str
+    percentile: float = Field(description="The SLO's percentile, e.g. 95 for p95")
+    target_ms: float = Field(description="The SLO's end-to-end latency target, ms")
+    model_ms: float | None = Field(description="The latency model's pXX (maestro_plan.estimate.latency); null: unbounded (a call has no capacity)")
+    model_attainment: float = Field(ge=0, le=1, description="Fraction of the model's sampled queries within the target")
+    sim_ms: float | None = Field(None, description="Simulated pXX (null: not simulated, or no query finished)")
+    sim_attainment: float | None = Field(None, ge=0, le=1, description="Fraction of simulated queries within the target")
+    sim_queries: int = Field(0, ge=0, description="Simulated queries the attainment counts")
+    sim_seconds: float = Field(0.0, ge=0, description="Seconds of simulated arrivals")
+    rounds: int = Field(1, ge=1, description="Solves the SLO loop took (1: the first plan met, or no loop)")
+    slowdown_scale: float = Field(1.0, gt=0, description="Factor the loop put on this workflow's per-call budgets (1: untouched)")
+    verdict: Literal["meets", "misses", "unchecked"] = Field(
+        description="meets: the model's pXX and (where simulated with enough queries) the simulated attainment both meet the target"
+    )
+
+
 class Plan(_M):
     schema_version: str = SCHEMA_VERSION
     plan_id: str = Field(description="SHA-256 of the plan's content (every field but plan_id): equal ids mean equal plans; same inputs and settings give the same id")
@@ -170,6 +193,7 @@ class Plan(_M):
     demand: list[Demand]
     kv: KvSummary | None = None
     binding: list[Binding] = Field(default_factory=list)
+    slo: list[SloResult] = Field(default_factory=list, description="Per workflow: percentile SLO, model and simulated figures (maestro_plan.slo)")
     notes: list[str] = Field(default_factory=list)
 
 

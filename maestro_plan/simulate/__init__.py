@@ -5,7 +5,9 @@
 
 Modules: traffic (arrivals, token lengths, workflow DAGs), fleet (engines and routes from the
 plan, checked against the inputs), replica (continuous batching with the estimator's step
-times), disciplines (fifo, edf, maestro), engine (the event loop), report (metrics, table, plot),
+times), disciplines (the registry RULES: fifo, edf, maestro behind the QueueRule protocol),
+events (the one Event enum and the Host interface engines see), calls (Query and Call), engine
+(the event loop; it imports replica, replica never imports it), report (metrics, table, plot),
 scenarios (small hand-built plans for tests), compare (baselines for `maestro-plan compare`; it
 uses the solver's public entry point, the simulator itself does not).
 """

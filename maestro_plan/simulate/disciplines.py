@@ -19,14 +19,13 @@ observations (after the first 32, every one), which keeps it cheap and determini
 from __future__ import annotations
 
 from collections import deque
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from maestro_plan.simulate.traffic import WorkflowSpec
 
 Discipline = Literal["fifo", "edf", "maestro"]
-DISCIPLINES: tuple[str, ...] = ("fifo", "edf", "maestro")
 
 CLASS_GAP_MS = 1e12
 """Added to batch keys so every interactive key is smaller (no call waits 1e12 ms = 31 years)."""
@@ -79,3 +78,42 @@ class MaestroPredictor:
 
 def maestro_key(interactive: bool, call_ms: float, after_ms: float) -> float:
     return (0.0 if interactive else CLASS_GAP_MS) + call_ms + after_ms
+
+
+class QueueRule(Protocol):
+    """A discipline: the key a call is queued with, and whether KV-pressure preemption picks the
+    lowest-priority victim (vLLM's priority policy) rather than the newest (FCFS)."""
+
+    priority_victims: bool
+
+    def key(self, sim: Any, c: Any, t: float) -> float: ...
+
+
+class Fifo:
+    priority_victims = False
+
+    def key(self, sim: Any, c: Any, t: float) -> float:
+        return t + c.lat  # arrival at the engine
+
+
+class Edf:
+    priority_victims = True
+
+    def key(self, sim: Any, c: Any, t: float) -> float:
+        return c.query.deadline
+
+
+class Maestro:
+    priority_victims = True
+
+    def key(self, sim: Any, c: Any, t: float) -> float:
+        pred = sim.predictor
+        q = c.query
+        c.state_id = pred.state(q.wf.index, c.role, c.loop)
+        call_ms = c.engine.perf.call_ms(c.prompt, q.wf.roles[c.role].mean_output)
+        return maestro_key(sim.class_first and q.wf.priority == "interactive", call_ms, pred.remaining_after(c.state_id))
+
+
+RULES: dict[str, QueueRule] = {"fifo": Fifo(), "edf": Edf(), "maestro": Maestro()}
+"""The registry of disciplines (SimConfig.discipline names one)."""
+DISCIPLINES: tuple[str, ...] = tuple(RULES)

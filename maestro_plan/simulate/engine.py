@@ -35,12 +35,14 @@ from typing import Literal
 from maestro_plan.errors import InputError
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
-from maestro_plan.simulate.disciplines import DISCIPLINES, MaestroPredictor, maestro_key
+from maestro_plan.simulate.calls import Call, Query
+from maestro_plan.simulate.disciplines import DISCIPLINES, RULES, MaestroPredictor
+from maestro_plan.simulate.events import Event
 from maestro_plan.simulate.fleet import Fleet, build_fleet
-from maestro_plan.simulate.replica import BLOCK, IDLE, ITER, LOADED, Engine, Perf
+from maestro_plan.simulate.replica import BLOCK, Engine, Perf
 from maestro_plan.simulate.traffic import Arrivals, WorkflowSpec, build_workflows, poisson_arrivals, trace_arrivals
 
-ARRIVE, RESP = 10, 11
+ITER, LOADED, IDLE, ARRIVE, RESP = Event.ITER, Event.LOADED, Event.IDLE, Event.ARRIVE, Event.RESP
 INF = math.inf
 
 
@@ -81,56 +83,6 @@ class SimConfig:
             raise InputError(f"--on-bad-row must be skip or stop, got {self.on_bad_row!r}.", field="--on-bad-row")
 
 
-class Query:
-    __slots__ = ("id", "wf", "source", "t0", "deadline", "pending", "calls_left", "roles_left", "failed", "done", "log", "measured")
-
-    def __init__(self, qid: int, wf: WorkflowSpec, source: str, t0: float, measured: bool) -> None:
-        self.id = qid
-        self.wf = wf
-        self.source = source
-        self.t0 = t0
-        self.deadline = t0 + wf.slo_ms
-        self.pending = [len(r.deps) for r in wf.roles]
-        self.calls_left = [0] * len(wf.roles)
-        self.roles_left = len(wf.roles)
-        self.failed = False
-        self.done = False
-        self.log: list[tuple[int, float]] = []
-        self.measured = measured
-
-
-class Call:
-    __slots__ = (
-        "id", "query", "role", "loop", "engine", "lat", "prompt", "out", "prompt_eff", "out_rem", "prefilled", "key",
-        "t_issue", "t_arrive", "t_admit", "t_first", "t_done", "state", "inc", "join", "c0", "preemptions", "state_id",
-    )  # fmt: skip
-
-    def __init__(self, cid: int, query: Query, role: int, loop: int, engine: Engine, lat: float, prompt: int, out: int, t: float) -> None:
-        self.id = cid
-        self.query = query
-        self.role = role
-        self.loop = loop
-        self.engine = engine
-        self.lat = lat
-        self.prompt = prompt
-        self.out = out
-        self.prompt_eff = prompt
-        self.out_rem = out
-        self.prefilled = 0
-        self.key = 0.0
-        self.t_issue = t
-        self.t_arrive = t + lat
-        self.t_admit = -1.0
-        self.t_first = -1.0
-        self.t_done = -1.0
-        self.state = 0
-        self.inc = 0
-        self.join = 0
-        self.c0 = 0.0
-        self.preemptions = 0
-        self.state_id = 0
-
-
 @dataclass
 class WorkflowStats:
     arrived: int = 0
@@ -155,6 +107,7 @@ class Simulator:
         self.t_end = self.w1 + drain * 1000.0
         self.standby_idle_ms = config.standby_idle_s * 1000.0
         self.discipline = config.discipline
+        self.rule = RULES[config.discipline]
         self.class_first = config.class_priority
         perfs: dict[tuple, Perf] = {}
         self.engines: list[Engine] = []
@@ -163,7 +116,7 @@ class Simulator:
             perf = perfs.get(pk)
             if perf is None:
                 perf = perfs[pk] = Perf(e.model, e.gpu, e.tp, e.compute_share, e.max_model_len)
-            self.engines.append(Engine(i, e, perf, self, priority_victims=config.discipline != "fifo"))
+            self.engines.append(Engine(i, e, perf, self, priority_victims=self.rule.priority_victims))
         self.predictor = MaestroPredictor(workflows, predicted_call_ms or {}) if config.discipline == "maestro" else None
         self.stats = {w.name: WorkflowStats() for w in workflows}
         self.calls_issued = 0
@@ -299,16 +252,7 @@ class Simulator:
         self.call_ids += 1
         lat = rc.latency_ms[j]
         c = Call(self.call_ids, q, r, loop, eng, lat, prompt, out, t)
-        d = self.discipline
-        if d == "fifo":
-            c.key = t + lat
-        elif d == "edf":
-            c.key = q.deadline
-        else:
-            pred = self.predictor
-            assert pred is not None
-            c.state_id = pred.state(q.wf.index, r, loop)
-            c.key = maestro_key(self.class_first and q.wf.priority == "interactive", eng.perf.call_ms(prompt, role.mean_output), pred.remaining_after(c.state_id))
+        c.key = self.rule.key(self, c, t)
         self.push(t + lat, ARRIVE, c, 0)
 
     def call_done(self, c: Call, t: float) -> None:

@@ -36,17 +36,15 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import TYPE_CHECKING
 
 from maestro_plan.estimate import VLLM, decode_step_ms, prefill_ms
 from maestro_plan.load.schema import GpuType, ModelSpec
+from maestro_plan.simulate.calls import Call
+from maestro_plan.simulate.events import Event, Host
 from maestro_plan.simulate.fleet import EngineConfig
 
-if TYPE_CHECKING:
-    from maestro_plan.simulate.engine import Call, Simulator
-
 BLOCK = VLLM.block_size
-ITER, LOADED, IDLE = 1, 3, 4  # event kinds handled by engines (engine.py defines the others)
+ITER, LOADED, IDLE = Event.ITER, Event.LOADED, Event.IDLE  # the event kinds engines schedule
 
 WAITING, PREFILL, DECODE, DONE, DROPPED = 0, 1, 2, 3, 4
 COLD, LOADING, WARM = 0, 1, 2
@@ -104,7 +102,7 @@ class Perf:
 class Engine:
     """The simulated state of one engine."""
 
-    def __init__(self, idx: int, cfg: EngineConfig, perf: Perf, sim: Simulator, *, priority_victims: bool) -> None:
+    def __init__(self, idx: int, cfg: EngineConfig, perf: Perf, sim: Host, *, priority_victims: bool) -> None:
         self.idx = idx
         self.cfg = cfg
         self.perf = perf

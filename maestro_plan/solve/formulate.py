@@ -215,7 +215,7 @@ class _Builder:
         self.s = settings
         self.engine = VLLM
         self.util = float(VLLM.gpu_memory_utilization)
-        self.dm = dm if dm is not None else compute_demand(inputs, percentile=settings.length_percentile)
+        self.dm = dm if dm is not None else compute_demand(inputs, percentile=settings.length_percentile, slowdown_scale=dict(settings.slo_slowdown_scale), budget_rule=settings.slo_budget_rule)
         self.current_plan = current_plan
         self.notes: list[str] = []
         self.cap_cache: dict[tuple, CapacityResult | None] = {}

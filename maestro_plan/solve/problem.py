@@ -233,6 +233,9 @@ class SolveSettings:
     lp_bound: bool = True
     capacity_table: Any = None  # estimate.CapacityTable
     capacity_table_path: str = ""
+    # workflow -> factor (< 1 tightens) on its per-call slowdown budget; set by maestro_plan.slo's loop
+    slo_slowdown_scale: tuple[tuple[str, float], ...] = ()
+    slo_budget_rule: str = "percentile"  # estimate.demand.BUDGET_RULES ("mean": the pre-percentile split, for comparisons)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from maestro_plan.load.schema import GpuType, Inputs, ModelSpec, NodePool
 from maestro_plan.plan.families import VERIFIED
 from maestro_plan.plan.schema import Plan, Replica
 from maestro_plan.units import GIB
+from maestro_plan.verify.percentile import check_slo
 
 FAMILIES = tuple(str(f) for f in VERIFIED)  # the shared vocabulary (plan/families.py), in report order
 
@@ -184,7 +185,8 @@ class _Verifier:
         self.check_consistency()
         self.check_replicas_exist()
         self.check_memory_compute()
-        dm = est.compute_demand(self.inputs, percentile=self.plan.settings.length_percentile)
+        scale = {r.workflow: r.slowdown_scale for r in self.plan.slo if r.slowdown_scale != 1.0}
+        dm = est.compute_demand(self.inputs, percentile=self.plan.settings.length_percentile, slowdown_scale=scale)
         self.demand = {(d.source, d.model): d for d in dm.per_model}
         self.check_demand()
         loads, mixes_in = self.check_routing()
@@ -192,6 +194,7 @@ class _Verifier:
         self.check_standby()
         self.check_zones()
         self.check_cost_and_budget()
+        check_slo(self.plan, self.inputs, est, self.fail, self.check)
         checked = {f: int(self.checked.get(f, 0)) for f in FAMILIES}
         return VerifyReport(ok=not self.violations, violations=self.violations, checked=checked)
 
