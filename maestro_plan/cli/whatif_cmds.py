@@ -177,7 +177,7 @@ def base_and_settings(base: Path | None, inputs: Any, *, solver: str | None, tim
         err_console.print(f"[yellow]note:[/] {escape(str(base))} is stale ({escape(reasons[0])}); re-solving the base from the current inputs")
     with err_console.status("solving the base inputs"):
         try:
-            return solve_inputs(inputs, settings), settings
+            return solve_inputs(inputs, settings, slo_check=plan.settings.slo_check if plan is not None else "sim"), settings
         except InfeasibleError as e:
             e.summary = "the base inputs (no edits) have no feasible plan, so there is nothing to compare against: " + e.summary
             raise

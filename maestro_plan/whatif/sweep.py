@@ -73,18 +73,20 @@ def settings_like(plan: Plan | None, **given: Any) -> Any:
     return solve_settings(**kw)
 
 
-def solve_inputs(inputs: Inputs, settings: Any, current: Plan | None = None) -> Plan:
-    """Solve one input set. Raises InfeasibleError when no plan exists.
+def solve_inputs(inputs: Inputs, settings: Any, current: Plan | None = None, *, slo_check: str = "sim") -> Plan:
+    """Solve one input set as `maestro-plan solve` does, percentile-SLO loop included (`slo_check`:
+    none, model or sim, the solve command's default sim). Raises InfeasibleError when no plan
+    exists, or when no plan meets every workflow's percentile SLO (the reason names the workflow).
 
     The plan in force (`current`) reaches the solver only with a change penalty: it widens the
     candidate set and steers placement, so without one it would make a scenario's solve differ
     from `maestro-plan solve` on the same inputs (the x1 demand point of a sweep would not be the
     base plan). Replicas are paired by stable address in diffs instead (whatif/diff.py)."""
-    from maestro_plan.solve.planner import solve
+    from maestro_plan.slo import solve_checked
 
     if current is not None and not settings.change_weight > 0:
         current = None
-    plan, _stats = solve(inputs, settings, current_plan=current)
+    plan, _stats = solve_checked(inputs, settings, mode=slo_check, current_plan=current)
     return plan
 
 
@@ -299,7 +301,7 @@ def _run_scenario(index: int, inputs: Inputs, scenario: Scenario, base: Plan | N
     except InputError as e:  # validated before the sweep starts; kept as a row for safety
         return result_row(index, scenario, None, base, error=e.render(), status="bad-input")
     try:
-        plan = solve_inputs(edited, settings, base)
+        plan = solve_inputs(edited, settings, base, slo_check=base.settings.slo_check if base is not None else "sim")
     except InfeasibleError as e:
         return result_row(index, scenario, None, base, error=_one_line(e.render()))
     except InputError as e:
