@@ -110,7 +110,7 @@ def test_load_sets_the_fluid_gpu_need(tmp_path: Path) -> None:
         write_synth(SynthSpec(gpus=200, models=6, clusters=2, workflows=3, seed=3, load=load), out)
         inputs = _validate(out)
         perf = _Perf(inputs.inventory, inputs.models, inputs.gpu_types)
-        scale = perf.max_scale(est.compute_demand(inputs, budget_rule="mean").per_model, load)  # synth sizes with the mean rule
+        scale = perf.max_scale(est.compute_demand(inputs).per_model, load)  # synth sizes with the planner's budgets
         assert scale == pytest.approx(1.0, rel=0.01)
         totals.append(math.fsum(a.rate_per_s for w in inputs.workflows for a in w.arrivals))
     assert totals[1] > totals[0]
