@@ -15,7 +15,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import fuzz  # noqa: E402 - the harness lives with the benchmarks
 
-FAST_CASES = 2 * len(fuzz.KINDS)  # cases 0..23: each kind twice, in order
+FAST_CASES = 2 * len(fuzz.KINDS)  # cases 0..25: each kind twice, in order
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_fast_slice_has_no_internal_errors_hangs_or_unsafe_outputs(results: list
 
 def test_fast_slice_covers_every_input_kind(results: list[fuzz.Result]) -> None:
     kinds = {r.kind.split("-")[0] for r in results}
-    assert {"inventory", "model", "workload", "log", "scenario", "capacity", "plan", "kubectl", "nvidia", "hf", "flag"} <= kinds
+    assert {"inventory", "model", "workload", "log", "scenario", "capacity", "plan", "kubectl", "nvidia", "hf", "flag", "gpu"} <= kinds
 
 
 def test_the_campaign_is_reproducible() -> None:
