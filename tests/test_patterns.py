@@ -78,6 +78,21 @@ def test_orlib_triplet_t60_optima(shared_data):
         assert (res.n_bins, res.lower_bound) == (best, best) == (20, 20), name
 
 
+def test_orlib_column_generation_alone(shared_data):
+    """Without the exact-fill step: the pattern LP proves 20 on t60_00 and the packing is feasible;
+    on u120_00 (no exact fill: the LP bound 47.3 rounds up to the optimum 48) it finds 48."""
+    name, cap, best, sizes = _orlib(shared_data / "orlib-binpack" / "binpack5.txt", 1)[0]
+    res = solve_patterns(sizes, cap, exact_fill=False)
+    assert_feasible(res, sizes, cap, len(sizes))
+    assert res.lower_bound == 20 <= res.n_bins and res.lp_bound == pytest.approx(20.0)
+    tok = (shared_data / "orlib-binpack" / "binpack1.txt").read_text().split()
+    u_sizes = [int(t) for t in tok[5 : 5 + 120]]
+    assert (tok[1], tok[2], tok[4]) == ("u120_00", "150", "48")
+    res = solve_patterns(u_sizes, 150)
+    assert_feasible(res, u_sizes, 150, 120)
+    assert (res.n_bins, res.lower_bound) == (48, 48) and 47 < res.lp_bound < 48
+
+
 def test_deterministic():
     sizes = [7, 5, 5, 4, 4, 3, 3, 3, 2, 9, 6, 6, 1]
     assert solve_patterns(sizes, 12, 3) == solve_patterns(sizes, 12, 3)
@@ -117,3 +132,23 @@ def test_byte_sizes_on_a_rounded_grid_stay_feasible_and_bounded(sizes, kmax):
     res = solve_patterns(sizes, cap, kmax)
     assert_feasible(res, sizes, cap, kmax)
     assert res.lower_bound <= brute_force(sizes, cap, kmax) <= res.n_bins
+
+
+@st.composite
+def exactly_full(draw):
+    """Bins cut into 1-4 parts that fill each exactly: the optimum is the number of bins (= L1)."""
+    cap = draw(st.integers(4, 60))
+    sizes = []
+    for _ in range(draw(st.integers(1, 4))):
+        cuts = sorted(draw(st.lists(st.integers(1, cap - 1), max_size=3, unique=True)))
+        sizes += [b - a for a, b in zip([0] + cuts, cuts + [cap])]
+    return cap, draw(st.permutations(sizes))
+
+
+@settings(max_examples=60, deadline=None)
+@given(exactly_full())
+def test_exactly_full_instances_reach_their_optimum(case):
+    cap, sizes = case
+    res = solve_patterns(sizes, cap)
+    assert_feasible(res, sizes, cap, len(sizes))
+    assert res.n_bins == sum(sizes) // cap and res.proven_optimal

@@ -3,13 +3,19 @@ in bytes), at most `max_per_bin` engines per GPU. Independent of the planner's P
 
 Design note (issue 15; figures: benchmarks/results/binpack.md, `python -m benchmarks.binpack_bench`)
 ----------------------------------------------------------------------------------------------------
-Pick: Gilmore-Gomory pattern column generation (`solve_patterns`). On the 160 OR-Library instances
-mapped to H100 bytes it reaches the known optimum on every instance run, with a proof (ceil of
-the pattern LP = found bins) on all but the one instance whose LP bound is known not to be tight
-(u250_13), well within 10 s; the boolean-assignment CP-SAT model (`solve_cpsat`, kept for
-comparison) proves far fewer within the same deterministic budget, because its LP relaxation is the
-weak L1 bound and the bins are symmetric. The pattern LP bound is the MIRUP-tight one the issue asks
-for ("a stronger bound"), and patterns are columns, so they fit the column generation we already run.
+Pick: Gilmore-Gomory pattern column generation (`solve_patterns`), for three measured reasons.
+(1) Its bound: ceil of the pattern LP equals the optimum on every one of the 160 OR-Library
+instances (u250_13 included, where the L2 bound is one short), so plans can be proven optimal; the
+boolean-assignment CP-SAT model (`solve_cpsat`, kept for comparison) has only the L1 bound and
+symmetric bins, and on t60_00 stays at 21 bins (optimum 20) after 10 deterministic units (~34 s
+wall on the loaded 2-core machine). (2) Its integer step: LP rounding + first-fit-decreasing, then
+residual diving (Waescher & Gau), then a node-limited HiGHS MIP over the generated patterns reach the
+optimum on all 80 u-instances. (3) Its shape: patterns are columns, so they drop into the column
+generation we already run. Where every bin of an L1-bin packing must be exactly full (sum = L1 x
+capacity, the triplet class), an exact cover by the enumerated exactly-full patterns (HiGHS MIP)
+runs first: it solves all 80 t-instances in < 1 s; diving alone misses 4 of the 20 t60 instances by
+one bin (benchmarks/results/binpack.md, solver `cg-only`), the known weakness of rounding on
+triplets.
 
 How it plugs into solve/colgen.py: today its columns are per-model plans (replica mixes) and GPU
 count is counted in slice units. With byte packing the master gains one family of columns per GPU
@@ -18,6 +24,12 @@ count is <= max_per_bin) priced by the duals of the rows "engines of configurati
 engines chosen by the model plans". The model-plan columns then demand engines instead of slices,
 and `_price` below (bounded knapsack with a cardinality cap, exact on a byte grid) is the pricing
 problem per GPU type. Its lower bound replaces the slice bound in the reported gap.
+
+Engines per GPU: the core takes max_per_bin as input. The limit we can defend for the planner is 8,
+today's UNITS_PER_GPU: the planner already co-locates eight 1/8-slice engines, so byte packing
+changes what each engine may hold, not how many processes share a GPU. Memory is sound for any
+count (each engine's bytes include its own non-torch and CUDA-graph reserves, data/vllm.yaml); the
+cap stands for what bytes do not model (per-process scheduling overhead), unmeasured here.
 
 Interference/compute-share model it would still need: a pattern is feasible in memory only. An
 engine's throughput on a shared GPU needs its compute share f_e (sum over the pattern <= 1) and a
@@ -51,7 +63,10 @@ GRID_CELLS = 20_000  # DP width: 20,001 x (cap+1) x chunks booleans stay < ~100 
 EPS = 1e-9  # reduced-cost tolerance (HiGHS' default dual feasibility tolerance is 1e-7; duals of ~1)
 CG_MAX_ROUNDS = 2_000  # iteration cap on column generation (count, not time: deterministic)
 DIVE_TRIES = 4  # look-ahead candidates per fractional dive step (count, deterministic)
-MIP_MAX_NODES = 2_000  # deterministic node limit of the integer master over generated patterns
+MIP_MAX_NODES = 2_000
+CPSAT_WORKERS = 2  # the benchmarks' pinned cores; interleave_search keeps 2 workers deterministic
+FULL_PATTERN_LIMIT = 50_000  # exact-fill patterns enumerated at most (t501: ~2,900 measured)
+EXACT_COVER_WORK = 5.0  # CP-SAT deterministic time for the exact cover (t501: ~1.6 units measured)  # deterministic node limit of the integer master over generated patterns
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,17 @@ def l1_bound(sizes: list[int], capacity: int, max_per_bin: int) -> int:
     if not sizes:
         return 0
     return max(-(-sum(sizes) // capacity), -(-len(sizes) // max_per_bin))
+
+
+def _most_per_bin(sizes: list[int], capacity: int) -> int:
+    """The most items any bin can hold: the longest prefix of the smallest sizes within capacity."""
+    total, k = 0, 0
+    for s in sorted(sizes):
+        total += s
+        if total > capacity:
+            break
+        k += 1
+    return k
 
 
 def first_fit_decreasing(sizes: list[int], capacity: int, max_per_bin: int) -> list[list[int]]:
@@ -292,29 +318,40 @@ def _dive(demand: list[int], patterns: list[list[int]], grid: _Grid, kmax: int, 
     return chosen, counts
 
 
-def _full_triples(type_sizes: list[int], demand: list[int], capacity: int) -> list[list[int]]:
-    """Every pattern of <= 3 items that fills the bin exactly (pairs by a hash look-up of the third
-    size: O(types^2))."""
-    where = {s: t for t, s in enumerate(type_sizes)}
-    out = [[int(t == u) for t in range(len(type_sizes))] for u, s in enumerate(type_sizes) if s == capacity]
-    for i in range(len(type_sizes)):
-        for j in range(i, len(type_sizes)):
-            rest = capacity - type_sizes[i] - type_sizes[j]
-            k = where.get(rest)
-            if rest == 0 or (k is not None and k >= j):
-                p = [0] * len(type_sizes)
-                for t in (i, j) + ((k,) if rest else ()):
-                    p[t] += 1
-                if all(a <= d for a, d in zip(p, demand)):
-                    out.append(p)
-    return out
+def _full_patterns(type_sizes: list[int], demand: list[int], capacity: int, kmax: int) -> list[list[int]] | None:
+    """Every pattern of <= kmax items that fills the bin exactly: sizes chosen in non-decreasing
+    order, each but the last only while two more of it still fit, the last found by a look-up.
+    None when there are more than FULL_PATTERN_LIMIT (then the enumeration is not worth it)."""
+    asc = sorted(range(len(type_sizes)), key=lambda t: type_sizes[t])
+    where = {type_sizes[t]: r for r, t in enumerate(asc)}
+    out: list[list[int]] = []
+
+    def grow(start: int, rest: int, picked: list[int]) -> bool:
+        r = where.get(rest)
+        if r is not None and r >= start and picked.count(asc[r]) < demand[asc[r]]:
+            out.append([(picked + [asc[r]]).count(t) for t in range(len(type_sizes))])
+            if len(out) > FULL_PATTERN_LIMIT:
+                return False
+        if len(picked) + 2 > kmax:
+            return True
+        for r in range(start, len(asc)):
+            t = asc[r]
+            if 2 * type_sizes[t] > rest:
+                break
+            if picked.count(t) < demand[t] and not grow(r, rest - type_sizes[t], picked + [t]):
+                return False
+        return True
+
+    return out if grow(0, capacity, []) else None
 
 
 def _exact_cover(demand: list[int], patterns: list[list[int]]) -> list[int] | None:
-    """Integer counts with every demand met exactly (HiGHS MIP, node limit); None if none found."""
+    """Integer counts with every demand met exactly (HiGHS MIP, set partitioning with
+    multiplicities, node limit); None if none found within it."""
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
+    h.setOptionValue("random_seed", 0)
     h.setOptionValue("mip_max_nodes", MIP_MAX_NODES)
     for d in demand:
         h.addRow(float(d), float(d), 0, np.array([], dtype=np.int32), np.array([], dtype=np.float64))
@@ -341,7 +378,7 @@ def _to_bins(sizes: list[int], type_sizes: list[int], patterns: list[list[int]],
     return sorted(bins)
 
 
-def solve_patterns(sizes: list[int], capacity: int, max_per_bin: int | None = None) -> PackResult:
+def solve_patterns(sizes: list[int], capacity: int, max_per_bin: int | None = None, exact_fill: bool = True) -> PackResult:
     """Gilmore-Gomory column generation: pattern LP (HiGHS) + exact knapsack pricing, then the
     integer master over generated patterns (HiGHS MIP, node limit) against LP rounding + FFD."""
     sizes = [int(s) for s in sizes]
@@ -349,29 +386,35 @@ def solve_patterns(sizes: list[int], capacity: int, max_per_bin: int | None = No
     _validate(sizes, capacity, kmax)
     if not sizes:
         return PackResult((), 0, True, 0.0, 0, "patterns")
-    kmax = min(kmax, capacity // min(sizes), len(sizes))
+    kmax = min(kmax, _most_per_bin(sizes, capacity))
     cnt = Counter(sizes)
     type_sizes = sorted(cnt, reverse=True)
     demand = [cnt[s] for s in type_sizes]
     grid = _grid(type_sizes, capacity)
     tindex = {s: t for t, s in enumerate(type_sizes)}
     patterns = []
-    for b in first_fit_decreasing(sizes, capacity, kmax):  # FFD's bins seed the master
+    ffd = first_fit_decreasing(sizes, capacity, kmax)
+    ffd_bins = len(ffd)
+    for b in ffd:  # FFD's bins seed the master
         p = [0] * len(type_sizes)
         for i in b:
             p[tindex[sizes[i]]] += 1
         if p not in patterns:
             patterns.append(p)
+    l1 = l1_bound(sizes, capacity, kmax)
+    if ffd_bins == l1:
+        return PackResult(tuple(tuple(sorted(b)) for b in sorted(ffd)), l1, True, float(l1), len(patterns), "patterns")
+    full = _full_patterns(type_sizes, demand, capacity, kmax) if exact_fill and l1 * capacity == sum(sizes) else None
+    if full:  # every bin of an L1-bin packing is exactly full: an exact cover by full patterns
+        x = _exact_cover(demand, full)
+        if x is not None:  # L1 bins reached: optimal without the LP
+            bins = _to_bins(sizes, type_sizes, full, x)
+            return PackResult(tuple(tuple(b) for b in bins), l1, True, float(l1), len(full), "patterns")
     z, lp_lb = _column_generation(demand, patterns, grid, kmax)
-    lb = max(l1_bound(sizes, capacity, kmax), math.ceil(lp_lb - 1e-6))
+    lb = max(l1, math.ceil(lp_lb - 1e-6))
     _, x = _master(demand, patterns, integer=False)
     counts = _round_and_repair(demand, patterns, x, type_sizes, capacity, kmax)
     used, counts = list(patterns), counts
-    if sum(counts) > lb and kmax <= 3 and lb * capacity == sum(sizes):  # every bin exactly full
-        full = _full_triples(type_sizes, demand, capacity)
-        x = _exact_cover(demand, full)
-        if x is not None:
-            used, counts = full, x
     if sum(counts) > lb:
         chosen, dcounts = _dive(demand, patterns, grid, kmax, lb)
         if sum(dcounts) < sum(counts):
@@ -391,7 +434,6 @@ def _covers(demand: list[int], patterns: list[list[int]], counts: list[int]) -> 
 
 # --- CP-SAT comparison model ------------------------------------------------------------------------
 
-CPSAT_WORKERS = 2  # the benchmarks' pinned cores; interleave_search keeps 2 workers deterministic
 
 
 def solve_cpsat(sizes: list[int], capacity: int, max_per_bin: int | None = None, work_limit: float = 10.0) -> PackResult:
