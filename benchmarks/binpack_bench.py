@@ -84,7 +84,8 @@ def slice_gpus(sizes: list[int], capacity: int) -> int:
 
 
 def run_one(name: str, cap: int, best: int, sizes: list[int], unit: int, cpsat_limit: float | None, cg_only: bool) -> list[dict]:
-    from maestro_plan.solve.patterns import solve_cpsat, solve_patterns
+    from maestro_plan.solve.patterns import solve_patterns
+    from maestro_plan.solve.patterns_cpsat import solve_cpsat
 
     opt = NOT_LISTED_OPT.get(name, best)
     eng, gpu = [s * unit for s in sizes], cap * unit

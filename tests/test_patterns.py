@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maestro_plan.solve.patterns import solve_cpsat, solve_patterns
+from maestro_plan.solve.patterns import solve_patterns
+from maestro_plan.solve.patterns_cpsat import solve_cpsat
 
 GIB = 2**30
 

@@ -3,19 +3,23 @@ in bytes), at most `max_per_bin` engines per GPU. Independent of the planner's P
 
 Design note (issue 15; figures: benchmarks/results/binpack.md, `python -m benchmarks.binpack_bench`)
 ----------------------------------------------------------------------------------------------------
-Pick: Gilmore-Gomory pattern column generation (`solve_patterns`), for three measured reasons.
-(1) Its bound: ceil of the pattern LP equals the optimum on every one of the 160 OR-Library
-instances (u250_13 included, where the L2 bound is one short), so plans can be proven optimal; the
-boolean-assignment CP-SAT model (`solve_cpsat`, kept for comparison) has only the L1 bound and
-symmetric bins, and on t60_00 stays at 21 bins (optimum 20) after 10 deterministic units (~34 s
-wall on the loaded 2-core machine). (2) Its integer step: LP rounding + first-fit-decreasing, then
-residual diving (Waescher & Gau), then a node-limited HiGHS MIP over the generated patterns reach the
-optimum on all 80 u-instances. (3) Its shape: patterns are columns, so they drop into the column
-generation we already run. Where every bin of an L1-bin packing must be exactly full (sum = L1 x
-capacity, the triplet class), an exact cover by the enumerated exactly-full patterns (HiGHS MIP)
-runs first: it solves all 80 t-instances in < 1 s; diving alone misses 4 of the 20 t60 instances by
-one bin (benchmarks/results/binpack.md, solver `cg-only`), the known weakness of rounding on
-triplets.
+Pick: Gilmore-Gomory pattern column generation (`solve_patterns`). Measured on the 160 OR-Library
+instances mapped to H100 bytes (2 pinned cores, shared machine): the optimum on 160/160, each in
+<= 1.84 s, every one proven (found = lower bound); today's slices need 1.48-1.50x the optimum.
+Why: (1) the bound. The lower bound (L1, or ceil of the pattern LP where L1 is short) equals the
+optimum on all 160, u250_13 included, whose L2 bound is one short; the boolean-assignment CP-SAT
+model (`patterns_cpsat.solve_cpsat`, kept for comparison) has only the L1 bound and symmetric bins: it proved
+u120_00 in 11.6 s (patterns: 0.8 s median on u120) and stayed at 21 bins on t60_00 (optimum 20)
+after its 10-unit deterministic budget (34 s). (2) The integer step: LP rounding + first-fit
+decreasing, residual diving (Waescher & Gau) and a node-limited HiGHS MIP over the generated
+patterns reach the optimum on all 80 u-instances. (3) Its shape: patterns are columns, so they drop
+into the column generation we already run. Caveat, measured: where every bin of an L1-bin packing
+must be exactly full (sum = L1 x capacity: the triplet class), an exact cover by the enumerated
+exactly-full patterns (HiGHS MIP) runs first and solves all 80 t-instances, each in <= 1.75 s; the
+column-generation path alone (`exact_fill=False`, bench solver `cg-only`) proves the bound but its
+rounding misses the optimum by one GPU on 4 of 20 t60 and 1 of 20 t120 instances, the known
+weakness of rounding on triplets. A branch-and-price (branching on item pairs) would close that in
+general; it is not built.
 
 How it plugs into solve/colgen.py: today its columns are per-model plans (replica mixes) and GPU
 count is counted in slice units. With byte packing the master gains one family of columns per GPU
@@ -64,7 +68,6 @@ EPS = 1e-9  # reduced-cost tolerance (HiGHS' default dual feasibility tolerance 
 CG_MAX_ROUNDS = 2_000  # iteration cap on column generation (count, not time: deterministic)
 DIVE_TRIES = 4  # look-ahead candidates per fractional dive step (count, deterministic)
 MIP_MAX_NODES = 2_000
-CPSAT_WORKERS = 2  # the benchmarks' pinned cores; interleave_search keeps 2 workers deterministic
 FULL_PATTERN_LIMIT = 50_000  # exact-fill patterns enumerated at most (t501: ~2,900 measured)
 EXACT_COVER_WORK = 5.0  # CP-SAT deterministic time for the exact cover (t501: ~1.6 units measured)  # deterministic node limit of the integer master over generated patterns
 
@@ -83,7 +86,7 @@ class PackResult:
         return len(self.bins)
 
 
-def _validate(sizes: list[int], capacity: int, max_per_bin: int) -> None:
+def validate_items(sizes: list[int], capacity: int, max_per_bin: int) -> None:
     if capacity <= 0 or max_per_bin <= 0:
         raise ValueError(f"capacity ({capacity}) and max_per_bin ({max_per_bin}) must be positive")
     bad = [s for s in sizes if s <= 0 or s > capacity]
@@ -383,7 +386,7 @@ def solve_patterns(sizes: list[int], capacity: int, max_per_bin: int | None = No
     integer master over generated patterns (HiGHS MIP, node limit) against LP rounding + FFD."""
     sizes = [int(s) for s in sizes]
     kmax = len(sizes) if max_per_bin is None else int(max_per_bin)
-    _validate(sizes, capacity, kmax)
+    validate_items(sizes, capacity, kmax)
     if not sizes:
         return PackResult((), 0, True, 0.0, 0, "patterns")
     kmax = min(kmax, _most_per_bin(sizes, capacity))
@@ -430,55 +433,3 @@ def solve_patterns(sizes: list[int], capacity: int, max_per_bin: int | None = No
 
 def _covers(demand: list[int], patterns: list[list[int]], counts: list[int]) -> bool:
     return all(sum(p[t] * c for p, c in zip(patterns, counts)) >= d for t, d in enumerate(demand))
-
-
-# --- CP-SAT comparison model ------------------------------------------------------------------------
-
-
-
-def solve_cpsat(sizes: list[int], capacity: int, max_per_bin: int | None = None, work_limit: float = 10.0) -> PackResult:
-    """Boolean assignment x[i, b] over the FFD bin count, bin-use y_b with y_b >= y_{b+1}, item i in a
-    bin <= i (symmetry breaking), sizes divided by their gcd (exact). `work_limit` is CP-SAT's
-    deterministic time (~seconds), never wall clock, so the answer is a function of the input."""
-    from ortools.sat.python import cp_model
-
-    sizes = [int(s) for s in sizes]
-    kmax = len(sizes) if max_per_bin is None else int(max_per_bin)
-    _validate(sizes, capacity, kmax)
-    if not sizes:
-        return PackResult((), 0, True, 0.0, 0, "cpsat")
-    ffd = first_fit_decreasing(sizes, capacity, kmax)
-    g = reduce(math.gcd, sizes, capacity)
-    w, cap = [s // g for s in sizes], capacity // g
-    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
-    m = cp_model.CpModel()
-    nb = len(ffd)
-    x = {(i, b): m.NewBoolVar(f"x{i}_{b}") for r, i in enumerate(order) for b in range(min(r + 1, nb))}
-    y = [m.NewBoolVar(f"y{b}") for b in range(nb)]
-    for r, i in enumerate(order):
-        m.AddExactlyOne(x[i, b] for b in range(min(r + 1, nb)))
-    for b in range(nb):
-        items = [i for r, i in enumerate(order) if b <= r]
-        m.Add(sum(w[i] * x[i, b] for i in items) <= cap * y[b])
-        m.Add(sum(x[i, b] for i in items) <= kmax)
-        if b + 1 < nb:
-            m.AddImplication(y[b + 1], y[b])
-    lb0 = l1_bound(sizes, capacity, kmax)
-    m.Add(sum(y) >= lb0)
-    m.Minimize(sum(y))
-    rank = {i: r for r, i in enumerate(order)}
-    hint = {i: b for b, bin_ in enumerate(sorted(ffd, key=lambda b: min(rank[i] for i in b))) for i in bin_}
-    for (i, b), v in x.items():
-        m.AddHint(v, int(hint[i] == b))
-    s = cp_model.CpSolver()
-    s.parameters.num_workers = CPSAT_WORKERS
-    s.parameters.interleave_search = True
-    s.parameters.max_deterministic_time = work_limit
-    s.parameters.random_seed = 0
-    st = s.Solve(m)
-    if st not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return PackResult(tuple(tuple(sorted(b)) for b in sorted(ffd)), lb0, len(ffd) == lb0, float(lb0), 0, "cpsat")
-    bins = sorted(sorted(i for (i, b2), v in x.items() if b2 == b and s.Value(v)) for b in range(nb))
-    bins = [b for b in bins if b]
-    lb = max(lb0, math.ceil(s.BestObjectiveBound() - 1e-6))
-    return PackResult(tuple(tuple(b) for b in bins), lb, len(bins) == lb, float(s.BestObjectiveBound()), 0, "cpsat")
