@@ -5,17 +5,17 @@ Design note (issue 15; figures: benchmarks/results/binpack.md, `python -m benchm
 ----------------------------------------------------------------------------------------------------
 Pick: Gilmore-Gomory pattern column generation (`solve_patterns`). Measured on the 160 OR-Library
 instances mapped to H100 bytes (2 pinned cores, shared machine): the optimum on 160/160, each in
-<= 1.84 s, every one proven (found = lower bound); today's slices need 1.48-1.50x the optimum.
+<= 1.67 s (1.84 s in an earlier run: wall times follow the load), every one proven (found = lower bound); today's slices need 1.48-1.50x the optimum.
 Why: (1) the bound. The lower bound (L1, or ceil of the pattern LP where L1 is short) equals the
 optimum on all 160, u250_13 included, whose L2 bound is one short; the boolean-assignment CP-SAT
 model (`patterns_cpsat.solve_cpsat`, kept for comparison) has only the L1 bound and symmetric bins: it proved
-u120_00 in 11.6 s (patterns: 0.8 s median on u120) and stayed at 21 bins on t60_00 (optimum 20)
-after its 10-unit deterministic budget (34 s). (2) The integer step: LP rounding + first-fit
+u120_00 in 15.0 s wall (patterns: 0.55 s median on u120) and stayed at 21 bins on t60_00 (optimum 20)
+after its 10-unit deterministic budget (32 s wall). (2) The integer step: LP rounding + first-fit
 decreasing, residual diving (Waescher & Gau) and a node-limited HiGHS MIP over the generated
 patterns reach the optimum on all 80 u-instances. (3) Its shape: patterns are columns, so they drop
 into the column generation we already run. Caveat, measured: where every bin of an L1-bin packing
 must be exactly full (sum = L1 x capacity: the triplet class), an exact cover by the enumerated
-exactly-full patterns (HiGHS MIP) runs first and solves all 80 t-instances, each in <= 1.75 s; the
+exactly-full patterns (HiGHS MIP) runs first and solves all 80 t-instances, each in <= 0.92 s; the
 column-generation path alone (`exact_fill=False`, bench solver `cg-only`) proves the bound but its
 rounding misses the optimum by one GPU on 4 of 20 t60 and 1 of 20 t120 instances, the known
 weakness of rounding on triplets. A branch-and-price (branching on item pairs) would close that in
