@@ -12,7 +12,8 @@ model (`patterns_cpsat.solve_cpsat`, kept for comparison) has only the L1 bound 
 u120_00 in 15.0 s wall (patterns: 0.55 s median on u120) and stayed at 21 bins on t60_00 (optimum 20)
 after its 10-unit deterministic budget (32 s wall). (2) The integer step: LP rounding + first-fit
 decreasing, residual diving (Waescher & Gau) and a node-limited HiGHS MIP over the generated
-patterns reach the optimum on all 80 u-instances. (3) Its shape: patterns are columns, so they drop
+patterns reach the optimum on all 80 u-instances (FFD alone hits L1, and returns early, on 6 of
+them, all u120). (3) Its shape: patterns are columns, so they drop
 into the column generation we already run. Caveat, measured: where every bin of an L1-bin packing
 must be exactly full (sum = L1 x capacity: the triplet class), an exact cover by the enumerated
 exactly-full patterns (HiGHS MIP) runs first and solves all 80 t-instances, each in <= 0.92 s; the
