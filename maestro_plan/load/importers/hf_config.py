@@ -1,6 +1,4 @@
-"""Turn a Hugging Face ``config.json`` into a model catalogue entry (:class:`ModelSpec`).
-
-Reading a Hugging Face ``config.json``: the architecture, the weight precision and quantization
+"""Reading a Hugging Face ``config.json``: the architecture, the weight precision and quantization
 (hf_model.py turns them into a catalogue entry).
 
     architecture_from_config(cfg, file) -> Architecture      the architecture part alone

@@ -111,28 +111,11 @@ def _checkpoint_bytes(config_path: Path) -> int | None:
     return int(total) if is_int(total) and total > 0 else None
 
 
-def import_hf_config(
-    path: Path,
-    *,
-    model_id: str | None = None,
-    hf_repo: str | None = None,
-    weight_dtype: str | None = None,
-    max_model_len: int | None = None,
-    tp_degrees: list[int] | None = None,
-) -> ModelSpec:
-    """Read a Hugging Face config.json and return the catalogue entry for it.
-
-    ``hf_repo`` defaults to the config's ``_name_or_path`` or the Hugging Face cache folder it lies
-    in; ``model_id`` to the repo name in lower case; ``weight_dtype`` to what ``quantization_config``
-    or ``torch_dtype`` say; ``tp_degrees`` to those of 1, 2, 4, 8 that vLLM accepts. Every problem is
-    an :class:`InputError` naming the file and the config key.
-    """
-    path = Path(path)
-    doc = read_config(path)
-    cfg, prefix = language_config(doc)
-    arch = architecture_from_config(cfg, path, prefix)
-
-    implied, quant, align = read_quantization(cfg, path, prefix)
+def _weight_dtype(
+    weight_dtype: str | None, implied: str | None, quant: Quantization, cfg: dict[str, Any], path: Path, prefix: str
+) -> tuple[str, Quantization]:
+    """The weight precision (--dtype, else what quantization_config or torch_dtype say) and the
+    quantization it implies; --dtype must agree with a quantized checkpoint."""
     if weight_dtype is not None:
         if weight_dtype not in WEIGHT_DTYPES:
             raise InputError(f"--dtype {weight_dtype!r} is not a weight precision.", field="--dtype", hint=f"use one of {', '.join(WEIGHT_DTYPES)}.")
@@ -155,22 +138,11 @@ def import_hf_config(
             )
     else:
         dtype = implied or read_torch_dtype(cfg, path, prefix)
+    return dtype, quant
 
-    repo = hf_repo or _repo_from(doc, path)
-    from_name = None
-    if repo is None:
-        repo = from_name = repo_from_file_name(path)
-    if repo is None:
-        raise InputError(
-            "does not say which Hugging Face repository it belongs to (no '_name_or_path'), and its file name does not either.",
-            file=path,
-            field="hf_repo",
-            hint="pass --hf-repo ORG/NAME (e.g. --hf-repo openai/gpt-oss-20b), or name the file ORG--NAME.json (e.g. openai--gpt-oss-20b.json).",
-        )
-    if not _REPO_RE.match(repo):
-        raise InputError(f"--hf-repo {repo!r} is not of the form ORG/NAME.", field="--hf-repo", hint="e.g. --hf-repo Qwen/Qwen2.5-7B-Instruct.")
-    mid = model_id or slug(repo.split("/", 1)[1])
 
+def _tp_degrees(arch: Architecture, tp_degrees: list[int] | None, align: int | None, path: Path, prefix: str) -> list[int]:
+    """--tp-degrees if vLLM accepts every one of them for this architecture, else those of CANDIDATE_TP it accepts."""
     if tp_degrees is None:
         tps = allowed_tp(arch, align=align)
         if not tps:
@@ -189,6 +161,49 @@ def import_hf_config(
                 field="--tp-degrees",
                 hint=f"allowed among 1, 2, 4, 8: {', '.join(map(str, allowed_tp(arch, align=align))) or 'none'}.",
             )
+    return tps
+
+
+def import_hf_config(
+    path: Path,
+    *,
+    model_id: str | None = None,
+    hf_repo: str | None = None,
+    weight_dtype: str | None = None,
+    max_model_len: int | None = None,
+    tp_degrees: list[int] | None = None,
+) -> ModelSpec:
+    """Read a Hugging Face config.json and return the catalogue entry for it.
+
+    ``hf_repo`` defaults to the config's ``_name_or_path`` or the Hugging Face cache folder it lies
+    in; ``model_id`` to the repo name in lower case; ``weight_dtype`` to what ``quantization_config``
+    or ``torch_dtype`` say; ``tp_degrees`` to those of 1, 2, 4, 8 that vLLM accepts. Every problem is
+    an :class:`InputError` naming the file and the config key.
+    """
+    path = Path(path)
+    doc = read_config(path)
+    cfg, prefix = language_config(doc)
+    arch = architecture_from_config(cfg, path, prefix)
+
+    implied, quant, align = read_quantization(cfg, path, prefix)
+    dtype, quant = _weight_dtype(weight_dtype, implied, quant, cfg, path, prefix)
+
+    repo = hf_repo or _repo_from(doc, path)
+    from_name = None
+    if repo is None:
+        repo = from_name = repo_from_file_name(path)
+    if repo is None:
+        raise InputError(
+            "does not say which Hugging Face repository it belongs to (no '_name_or_path'), and its file name does not either.",
+            file=path,
+            field="hf_repo",
+            hint="pass --hf-repo ORG/NAME (e.g. --hf-repo openai/gpt-oss-20b), or name the file ORG--NAME.json (e.g. openai--gpt-oss-20b.json).",
+        )
+    if not _REPO_RE.match(repo):
+        raise InputError(f"--hf-repo {repo!r} is not of the form ORG/NAME.", field="--hf-repo", hint="e.g. --hf-repo Qwen/Qwen2.5-7B-Instruct.")
+    mid = model_id or slug(repo.split("/", 1)[1])
+
+    tps = _tp_degrees(arch, tp_degrees, align, path, prefix)
 
     spec: dict[str, Any] = {
         "id": mid,

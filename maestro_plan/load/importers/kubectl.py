@@ -4,9 +4,8 @@
     parse_quantity(value) -> float                            a Kubernetes quantity ('2113602436Ki') as a number
     inventory_from_kubectl(path, cluster=, region=, zone=, extra_gpu_types=) -> Inventory
 
-  a `host: ` prefix as written by pdsh/clush, or an extra hostname column each start a new host.
-Format (checked against real output, see tests/data/kubectl): {"apiVersion": "v1", "kind": "List", "items":
-  [Node...]}. GPU Feature Discovery labels nvidia.com/gpu.product, nvidia.com/gpu.count and
+Format (checked against real output, see tests/data/kubectl): {"apiVersion": "v1", "kind": "List",
+"items": [Node...]}. GPU Feature Discovery labels nvidia.com/gpu.product, nvidia.com/gpu.count and
   nvidia.com/gpu.memory (MiB) (github.com/NVIDIA/k8s-device-plugin docs/gpu-feature-discovery), the
   ROCm labeller's amd.com/gpu.product-name, status.capacity["nvidia.com/gpu" | "amd.com/gpu"],
   status.capacity.memory (host DRAM, a Kubernetes quantity) and topology.kubernetes.io/zone|region.
@@ -107,111 +106,139 @@ def _unusable(item: dict[str, Any], status: dict[str, Any]) -> str | None:
     return None
 
 
+def _node_items(doc: Any, file: str | Path) -> list[Any]:
+    """The Node objects of a v1 List (or a single Node)."""
+    if isinstance(doc, dict) and doc.get("kind") == "Node":
+        return [doc]
+    if isinstance(doc, dict) and isinstance(doc.get("items"), list):
+        return doc["items"]
+    raise InputError(
+        "is not a list of Kubernetes Node objects (expected {\"kind\": \"List\", \"items\": [...]}).",
+        file=file,
+        field="items",
+        hint="save the output of `kubectl get nodes -o json`.",
+    )
+
+
+def _node_parts(item: Any, where: str, file: str | Path, col: Collector) -> tuple[str, dict, dict, dict] | None:
+    """Name, labels, status and capacity of a well-formed Node object; None (with a problem in col) otherwise."""
+    if not isinstance(item, dict):
+        col.add("is not a Node object.", file=file, field=where)
+        return None
+    if item.get("kind", "Node") != "Node":
+        col.add(f"is a {item.get('kind')!r}, not a Node.", file=file, field=f"{where}.kind", hint="export nodes only: kubectl get nodes -o json")
+        return None
+    meta = item.get("metadata") or {}
+    if not isinstance(meta, dict) or not isinstance(item.get("status") or {}, dict):
+        col.add("metadata and status must be mappings.", file=file, field=where, hint="export the full node objects: kubectl get nodes -o json")
+        return None
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        col.add("has no metadata.name.", file=file, field=f"{where}.metadata.name")
+        return None
+    labels = meta.get("labels") or {}
+    status = item.get("status") or {}
+    capacity = status.get("capacity") or {}
+    if not isinstance(labels, dict) or not isinstance(capacity, dict):
+        col.add("labels and status.capacity must be mappings.", file=file, field=where)
+        return None
+    return name, labels, status, capacity
+
+
+def _memory(labels: dict, capacity: dict, where: str, file: str | Path, col: Collector) -> tuple[float | None, float | None] | None:
+    """GPU memory (MiB, GFD label) and host DRAM (GiB, capacity.memory), each None when absent; None
+    (with a problem in col) when one is not a number."""
+    mem_label = labels.get("nvidia.com/gpu.memory")
+    mem = None
+    if mem_label not in (None, ""):
+        try:
+            mem = float(mem_label)
+        except ValueError:
+            col.add(f"nvidia.com/gpu.memory label {mem_label!r} is not a number of MiB.", file=file, field=f"{where}.metadata.labels")
+            return None
+    dram = None
+    if capacity.get("memory") is not None:
+        try:
+            dram = parse_quantity(capacity["memory"]) / GIB
+        except ValueError as e:
+            col.add(str(e) + ".", file=file, field=f"{where}.status.capacity.memory")
+            return None
+    return mem, dram
+
+
+def _gpu_node(item: Any, i: int, file: str | Path, col: Collector, skipped: list[str]) -> K8sNode | None:
+    """The GPU node of items[i]; None when it is skipped (noted in skipped) or has a problem (added to col)."""
+    where = f"items[{i}]"
+    parts = _node_parts(item, where, file, col)
+    if parts is None:
+        return None
+    name, labels, status, capacity = parts
+    unusable = _unusable(item, status)
+    if unusable:
+        skipped.append(f"{name} ({unusable})")
+        return None
+    product = _first(labels, PRODUCT_LABELS) or GKE_ACCELERATORS.get(str(labels.get(GKE_ACCELERATOR_LABEL, "")))
+    if product is None and labels.get(GKE_ACCELERATOR_LABEL):
+        col.add(f"node '{name}' has GKE accelerator {labels[GKE_ACCELERATOR_LABEL]!r}, which maestro-plan does not map to a GPU product.",
+                file=file, field=f"{where}.metadata.labels[{GKE_ACCELERATOR_LABEL}]",
+                hint="deploy GPU Feature Discovery (it sets nvidia.com/gpu.product), or label the node: kubectl label node NAME nvidia.com/gpu.product=...")
+        return None
+    allocatable = status.get("allocatable") if isinstance(status.get("allocatable"), dict) else {}
+    # what the scheduler can hand out: allocatable (capacity minus unhealthy GPUs and the kubelet's reservations)
+    capacity = {**capacity, **{k: v for k, v in allocatable.items() if k in (*CAPACITY_KEYS, "memory")}}
+    cap_key = next((k for k in CAPACITY_KEYS if k in capacity), None)
+    try:
+        cap = int(parse_quantity(capacity[cap_key])) if cap_key else None
+    except (ValueError, OverflowError) as e:
+        col.add(str(e) + ".", file=file, field=f"{where}.status.capacity.{cap_key}")
+        return None
+    if cap is None and labels.get("nvidia.com/gpu.count") not in (None, ""):
+        try:
+            cap = int(labels["nvidia.com/gpu.count"])
+        except ValueError:
+            col.add(f"nvidia.com/gpu.count label {labels['nvidia.com/gpu.count']!r} is not a whole number.", file=file, field=f"{where}.metadata.labels")
+            return None
+    if product is None:
+        if cap:
+            col.add(
+                f"node '{name}' has {cap} GPUs in status.capacity but no nvidia.com/gpu.product label.",
+                file=file,
+                field=f"{where}.metadata.labels",
+                hint="deploy GPU Feature Discovery (it sets the label) or label the node by hand: kubectl label node NAME nvidia.com/gpu.product=...",
+            )
+        else:
+            skipped.append(name)
+        return None
+    if not cap:
+        skipped.append(name)  # GPU node whose device plugin reports no GPUs (not ready)
+        return None
+    memory = _memory(labels, capacity, where, file, col)
+    if memory is None:
+        return None
+    mem, dram = memory
+    return K8sNode(
+        name=name,
+        product=product,
+        gpus=cap,
+        memory_mib=mem,
+        host_dram_gib=dram,
+        zone=_first(labels, ZONE_LABELS),
+        region=_first(labels, REGION_LABELS),
+        instance_type=_first(labels, INSTANCE_LABELS),
+        index=i,
+    )
+
+
 def parse_kubectl_nodes(doc: Any, file: str | Path) -> tuple[list[K8sNode], list[str]]:
     """GPU nodes of `kubectl get nodes -o json`, and the names of nodes skipped (no GPUs)."""
-    if isinstance(doc, dict) and doc.get("kind") == "Node":
-        items = [doc]
-    elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
-        items = doc["items"]
-    else:
-        raise InputError(
-            "is not a list of Kubernetes Node objects (expected {\"kind\": \"List\", \"items\": [...]}).",
-            file=file,
-            field="items",
-            hint="save the output of `kubectl get nodes -o json`.",
-        )
+    items = _node_items(doc, file)
     col = Collector()
     nodes: list[K8sNode] = []
     skipped: list[str] = []
     for i, item in enumerate(items):
-        where = f"items[{i}]"
-        if not isinstance(item, dict):
-            col.add("is not a Node object.", file=file, field=where)
-            continue
-        if item.get("kind", "Node") != "Node":
-            col.add(f"is a {item.get('kind')!r}, not a Node.", file=file, field=f"{where}.kind", hint="export nodes only: kubectl get nodes -o json")
-            continue
-        meta = item.get("metadata") or {}
-        if not isinstance(meta, dict) or not isinstance(item.get("status") or {}, dict):
-            col.add("metadata and status must be mappings.", file=file, field=where, hint="export the full node objects: kubectl get nodes -o json")
-            continue
-        name = meta.get("name")
-        if not isinstance(name, str) or not name:
-            col.add("has no metadata.name.", file=file, field=f"{where}.metadata.name")
-            continue
-        labels = meta.get("labels") or {}
-        status = item.get("status") or {}
-        capacity = status.get("capacity") or {}
-        if not isinstance(labels, dict) or not isinstance(capacity, dict):
-            col.add("labels and status.capacity must be mappings.", file=file, field=where)
-            continue
-        unusable = _unusable(item, status)
-        if unusable:
-            skipped.append(f"{name} ({unusable})")
-            continue
-        product = _first(labels, PRODUCT_LABELS) or GKE_ACCELERATORS.get(str(labels.get(GKE_ACCELERATOR_LABEL, "")))
-        if product is None and labels.get(GKE_ACCELERATOR_LABEL):
-            col.add(f"node '{name}' has GKE accelerator {labels[GKE_ACCELERATOR_LABEL]!r}, which maestro-plan does not map to a GPU product.",
-                    file=file, field=f"{where}.metadata.labels[{GKE_ACCELERATOR_LABEL}]",
-                    hint="deploy GPU Feature Discovery (it sets nvidia.com/gpu.product), or label the node: kubectl label node NAME nvidia.com/gpu.product=...")
-            continue
-        allocatable = status.get("allocatable") if isinstance(status.get("allocatable"), dict) else {}
-        # what the scheduler can hand out: allocatable (capacity minus unhealthy GPUs and the kubelet's reservations)
-        capacity = {**capacity, **{k: v for k, v in allocatable.items() if k in (*CAPACITY_KEYS, "memory")}}
-        cap_key = next((k for k in CAPACITY_KEYS if k in capacity), None)
-        try:
-            cap = int(parse_quantity(capacity[cap_key])) if cap_key else None
-        except (ValueError, OverflowError) as e:
-            col.add(str(e) + ".", file=file, field=f"{where}.status.capacity.{cap_key}")
-            continue
-        if cap is None and labels.get("nvidia.com/gpu.count") not in (None, ""):
-            try:
-                cap = int(labels["nvidia.com/gpu.count"])
-            except ValueError:
-                col.add(f"nvidia.com/gpu.count label {labels['nvidia.com/gpu.count']!r} is not a whole number.", file=file, field=f"{where}.metadata.labels")
-                continue
-        if product is None:
-            if cap:
-                col.add(
-                    f"node '{name}' has {cap} GPUs in status.capacity but no nvidia.com/gpu.product label.",
-                    file=file,
-                    field=f"{where}.metadata.labels",
-                    hint="deploy GPU Feature Discovery (it sets the label) or label the node by hand: kubectl label node NAME nvidia.com/gpu.product=...",
-                )
-            else:
-                skipped.append(name)
-            continue
-        if not cap:
-            skipped.append(name)  # GPU node whose device plugin reports no GPUs (not ready)
-            continue
-        mem_label = labels.get("nvidia.com/gpu.memory")
-        mem = None
-        if mem_label not in (None, ""):
-            try:
-                mem = float(mem_label)
-            except ValueError:
-                col.add(f"nvidia.com/gpu.memory label {mem_label!r} is not a number of MiB.", file=file, field=f"{where}.metadata.labels")
-                continue
-        dram = None
-        if capacity.get("memory") is not None:
-            try:
-                dram = parse_quantity(capacity["memory"]) / GIB
-            except ValueError as e:
-                col.add(str(e) + ".", file=file, field=f"{where}.status.capacity.memory")
-                continue
-        nodes.append(
-            K8sNode(
-                name=name,
-                product=product,
-                gpus=cap,
-                memory_mib=mem,
-                host_dram_gib=dram,
-                zone=_first(labels, ZONE_LABELS),
-                region=_first(labels, REGION_LABELS),
-                instance_type=_first(labels, INSTANCE_LABELS),
-                index=i,
-            )
-        )
+        node = _gpu_node(item, i, file, col, skipped)
+        if node is not None:
+            nodes.append(node)
     col.raise_if_any()
     if not nodes:
         raise InputError(

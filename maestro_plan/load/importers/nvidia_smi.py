@@ -3,10 +3,12 @@
     parse_nvidia_smi_csv(text, file) -> list[SmiHost]        hosts and their GPUs, in file order
     inventory_from_nvidia_smi(path, cluster=, region=, zone=, host_dram_gib=, extra_gpu_types=) -> Inventory
 
-Format (checked against real output, see tests/data/nvidia-smi): a header line such as `index, name, memory.total [MiB]` (field names as given to
-  --query-gpu, units in brackets), then one line per GPU, `0, NVIDIA H100 80GB HBM3, 81559 MiB`. With
-  `--format=csv,noheader[,nounits]` there is no header; the name and the memory are then recognised
-  by their form. Several hosts may be concatenated: a repeated header, an index that restarts at 0,
+Format (checked against real output, see tests/data/nvidia-smi): a header line such as
+`index, name, memory.total [MiB]` (field names as given to --query-gpu, units in brackets), then one
+line per GPU, `0, NVIDIA H100 80GB HBM3, 81559 MiB`. With `--format=csv,noheader[,nounits]` there is
+no header; the name and the memory are then recognised by their form. Several hosts may be
+concatenated: a repeated header, an index that restarts at 0, a `host: ` prefix as written by
+pdsh/clush, or an extra hostname column each start a new host.
 """
 
 from __future__ import annotations
@@ -69,6 +71,65 @@ def _read_text(path: Path) -> str:
     return safe.read_text(path, hint="name the file that holds the nvidia-smi output.")
 
 
+def _row_with_header(
+    cells: list[str], columns: dict[str, int], mem_unit: str | None, host_name: str | None, lineno: int, file: str | Path
+) -> tuple[str, float | None, int | None, str | None]:
+    """Name, memory (MiB), index and host of one GPU line read by the header's columns."""
+    if len(cells) != len(columns):
+        raise InputError(
+            f"line {lineno} has {len(cells)} fields, the header has {len(columns)}.",
+            file=file,
+            field=f"line {lineno}",
+            hint="keep the CSV exactly as nvidia-smi wrote it (one GPU per line, fields separated by ', ').",
+        )
+    if "name" not in columns:
+        raise InputError(
+            "the header has no 'name' column, so the GPU model is unknown.",
+            file=file,
+            field="header",
+            hint="query it: nvidia-smi --query-gpu=index,name,memory.total --format=csv",
+        )
+    name = cells[columns["name"]]
+    mem = None
+    if "memory.total" in columns:
+        mem_cell = cells[columns["memory.total"]]
+        mem = _parse_memory(mem_cell, mem_unit)
+        if mem is None or mem <= 0:
+            raise InputError(
+                f"memory.total '{mem_cell}' on line {lineno} is not a positive amount of MiB.",
+                file=file,
+                field=f"line {lineno}, column memory.total",
+                hint="expected a value like '81559 MiB' (or '81559' with --format=csv,nounits).",
+            )
+    for hc in HOST_COLUMNS:
+        if hc in columns:
+            host_name = cells[columns[hc]]
+    index = None
+    if "index" in columns:
+        try:
+            index = int(cells[columns["index"]])
+        except ValueError:
+            raise InputError(
+                f"index '{cells[columns['index']]}' on line {lineno} is not a whole number.",
+                file=file,
+                field=f"line {lineno}, column index",
+            ) from None
+    return name, mem, index, host_name
+
+
+def _row_without_header(cells: list[str]) -> tuple[str, float | None, int | None]:
+    """Name, memory (MiB) and index of one GPU line without a header: recognised by their form."""
+    names = [c for c in cells if re.search(r"[A-Za-z]", c) and not _MEM_RE.match(c) and not c.upper().startswith(("GPU-", "MIG-"))]
+    name = next((c for c in names if c.split()[0] in VENDOR_WORDS), names[0] if names else "")
+    # with units the memory is the 'NNN MiB' cell; without, the only plausible number >= 1 GiB
+    mems = [_parse_memory(c, None) for c in cells if re.search(r"MiB$", c)]
+    if not mems:
+        mems = [v for c in cells if (v := _parse_memory(c, None)) is not None and v >= 1024 and c.isdigit()]
+    mem = mems[0] if len(mems) == 1 else None
+    index = int(cells[0]) if cells and cells[0].isdigit() and len(cells) > 1 else None
+    return name, mem, index
+
+
 def parse_nvidia_smi_csv(text: str, file: str | Path) -> list[SmiHost]:
     """Hosts and their GPUs from nvidia-smi CSV output (see the module docstring for the forms)."""
     hosts: list[SmiHost] = []
@@ -106,54 +167,9 @@ def parse_nvidia_smi_csv(text: str, file: str | Path) -> list[SmiHost]:
             continue
         host_name = prefix
         if columns is not None:
-            if len(cells) != len(columns):
-                raise InputError(
-                    f"line {lineno} has {len(cells)} fields, the header has {len(columns)}.",
-                    file=file,
-                    field=f"line {lineno}",
-                    hint="keep the CSV exactly as nvidia-smi wrote it (one GPU per line, fields separated by ', ').",
-                )
-            if "name" not in columns:
-                raise InputError(
-                    "the header has no 'name' column, so the GPU model is unknown.",
-                    file=file,
-                    field="header",
-                    hint="query it: nvidia-smi --query-gpu=index,name,memory.total --format=csv",
-                )
-            name = cells[columns["name"]]
-            mem = None
-            if "memory.total" in columns:
-                mem_cell = cells[columns["memory.total"]]
-                mem = _parse_memory(mem_cell, mem_unit)
-                if mem is None or mem <= 0:
-                    raise InputError(
-                        f"memory.total '{mem_cell}' on line {lineno} is not a positive amount of MiB.",
-                        file=file,
-                        field=f"line {lineno}, column memory.total",
-                        hint="expected a value like '81559 MiB' (or '81559' with --format=csv,nounits).",
-                    )
-            for hc in HOST_COLUMNS:
-                if hc in columns:
-                    host_name = cells[columns[hc]]
-            index = None
-            if "index" in columns:
-                try:
-                    index = int(cells[columns["index"]])
-                except ValueError:
-                    raise InputError(
-                        f"index '{cells[columns['index']]}' on line {lineno} is not a whole number.",
-                        file=file,
-                        field=f"line {lineno}, column index",
-                    ) from None
+            name, mem, index, host_name = _row_with_header(cells, columns, mem_unit, host_name, lineno, file)
         else:  # noheader: recognise the name and the memory by their form
-            names = [c for c in cells if re.search(r"[A-Za-z]", c) and not _MEM_RE.match(c) and not c.upper().startswith(("GPU-", "MIG-"))]
-            name = next((c for c in names if c.split()[0] in VENDOR_WORDS), names[0] if names else "")
-            # with units the memory is the 'NNN MiB' cell; without, the only plausible number >= 1 GiB
-            mems = [_parse_memory(c, None) for c in cells if re.search(r"MiB$", c)]
-            if not mems:
-                mems = [v for c in cells if (v := _parse_memory(c, None)) is not None and v >= 1024 and c.isdigit()]
-            mem = mems[0] if len(mems) == 1 else None
-            index = int(cells[0]) if cells and cells[0].isdigit() and len(cells) > 1 else None
+            name, mem, index = _row_without_header(cells)
         if not name:
             raise InputError(
                 f"line {lineno} has no GPU name.",
