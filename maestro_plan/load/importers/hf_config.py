@@ -189,9 +189,8 @@ def _sliding(cfg: dict[str, Any], model_type: str, layers: Any) -> tuple[int | N
     return window, n
 
 
-def architecture_from_config(cfg: dict[str, Any], file: str | Path, prefix: str = "") -> Architecture:
-    """Map a config.json dictionary onto :class:`Architecture`; errors name file and config key."""
-    cfg = with_family_defaults(cfg)
+def _check_required(cfg: dict[str, Any], file: str | Path, prefix: str) -> None:
+    """Every key the architecture needs is there (under one of its names); else one problem per key."""
     missing = [k for k in _REQUIRED if k not in cfg]
     if "max_position_embeddings" not in cfg and not any(k in cfg for k in ("n_positions", "max_sequence_length", "seq_length")):
         missing.append("max_position_embeddings")
@@ -209,6 +208,12 @@ def architecture_from_config(cfg: dict[str, Any], file: str | Path, prefix: str 
                 for k in missing
             ]
         )
+
+
+def architecture_from_config(cfg: dict[str, Any], file: str | Path, prefix: str = "") -> Architecture:
+    """Map a config.json dictionary onto :class:`Architecture`; errors name file and config key."""
+    cfg = with_family_defaults(cfg)
+    _check_required(cfg, file, prefix)
     model_type = cfg.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         archs = cfg.get("architectures")

@@ -164,6 +164,7 @@ def _tp_degrees(arch: Architecture, tp_degrees: list[int] | None, align: int | N
     return tps
 
 
+# Over 60 lines with its signature and docstring (16 lines); the body is the import's steps in order, each a call or one check.
 def import_hf_config(
     path: Path,
     *,

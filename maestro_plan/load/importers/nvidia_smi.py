@@ -130,6 +130,7 @@ def _row_without_header(cells: list[str]) -> tuple[str, float | None, int | None
     return name, mem, index
 
 
+# Over 60 lines: one state machine over the lines (header, host prefix, index restart); its rows are read by _row_with(out)_header.
 def parse_nvidia_smi_csv(text: str, file: str | Path) -> list[SmiHost]:
     """Hosts and their GPUs from nvidia-smi CSV output (see the module docstring for the forms)."""
     hosts: list[SmiHost] = []
@@ -193,6 +194,7 @@ def parse_nvidia_smi_csv(text: str, file: str | Path) -> list[SmiHost]:
     return [h for h in hosts if h.gpus]
 
 
+# Over 60 lines with its signature (9 lines): the flag checks nvidia-smi cannot answer, then one node per host and the pool build.
 def inventory_from_nvidia_smi(
     path: str | Path,
     *,
