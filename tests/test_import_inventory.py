@@ -12,14 +12,9 @@ from typer.testing import CliRunner
 
 from maestro_plan.cli.main import app
 from maestro_plan.errors import Collector, InputError
-from maestro_plan.load.import_inventory import (
-    inventory_from_kubectl,
-    inventory_from_nvidia_smi,
-    inventory_yaml,
-    match_gpu_type,
-    parse_nvidia_smi_csv,
-    parse_quantity,
-)
+from maestro_plan.load.importers.common import inventory_yaml, match_gpu_type
+from maestro_plan.load.importers.kubectl import inventory_from_kubectl, parse_quantity
+from maestro_plan.load.importers.nvidia_smi import inventory_from_nvidia_smi, parse_nvidia_smi_csv
 from maestro_plan.load.loader import builtin_gpu_types, check_inventory, load_gpu_types, load_inventory
 from maestro_plan.load.schema import Inventory
 

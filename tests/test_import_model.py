@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from maestro_plan.cli.main import app
 from maestro_plan.errors import InputError
-from maestro_plan.load.import_model import allowed_tp, architecture_from_config, import_hf_config, slug, spec_to_yaml
+from maestro_plan.load.importers.hf_config import architecture_from_config
+from maestro_plan.load.importers.hf_model import allowed_tp, import_hf_config, slug, spec_to_yaml
 from maestro_plan.load.loader import load_models
 from maestro_plan.load.schema import ModelSpec
 

@@ -102,7 +102,7 @@ def test_load_sets_the_fluid_gpu_need(tmp_path: Path) -> None:
     """The written demand is the largest that fits in `load` of every GPU type in synth's fluid
     relaxation: re-solving that LP on the files gives a scale factor of 1 (rates have 4 digits)."""
     from maestro_plan import estimate as est
-    from maestro_plan.synth import _Perf
+    from maestro_plan.synth.perf import Perf as _Perf
 
     totals = []
     for load in (0.2, 0.5):

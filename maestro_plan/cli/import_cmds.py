@@ -48,7 +48,7 @@ def _import_model(
     from maestro_plan.atomic import write_text
     from maestro_plan.cli.common import console
     from maestro_plan.errors import InputError
-    from maestro_plan.load.import_model import import_hf_config, spec_to_yaml
+    from maestro_plan.load.importers.hf_model import import_hf_config, spec_to_yaml
 
     tps = None
     if tp_degrees is not None:
@@ -88,17 +88,19 @@ def import_inventory(
     """Turn nvidia-smi CSV or `kubectl get nodes -o json` into an inventory (identical nodes -> node pools)."""
     from maestro_plan.atomic import write_text
     from maestro_plan.errors import InputError
-    from maestro_plan.load import import_inventory as imp
+    from maestro_plan.load.importers.common import inventory_yaml, load_extra_gpu_types
+    from maestro_plan.load.importers.kubectl import inventory_from_kubectl
+    from maestro_plan.load.importers.nvidia_smi import inventory_from_nvidia_smi
 
     if (nvidia_smi is None) == (kubectl is None):
         raise InputError("give exactly one of --nvidia-smi FILE or --kubectl FILE.", field="--nvidia-smi/--kubectl", hint="e.g. maestro-plan import inventory --kubectl nodes.json --out inventories/mine.yaml")
-    extra = imp.load_extra_gpu_types(gpu_types) if gpu_types is not None else []
+    extra = load_extra_gpu_types(gpu_types) if gpu_types is not None else []
     if nvidia_smi is not None:
-        inv = imp.inventory_from_nvidia_smi(nvidia_smi, cluster=cluster, region=region, zone=zone, host_dram_gib=host_dram_gib, extra_gpu_types=extra)
+        inv = inventory_from_nvidia_smi(nvidia_smi, cluster=cluster, region=region, zone=zone, host_dram_gib=host_dram_gib, extra_gpu_types=extra)
     else:
         assert kubectl is not None
-        inv = imp.inventory_from_kubectl(kubectl, cluster=cluster, region=region, zone=zone, extra_gpu_types=extra)
-    text = imp.inventory_yaml(inv)
+        inv = inventory_from_kubectl(kubectl, cluster=cluster, region=region, zone=zone, extra_gpu_types=extra)
+    text = inventory_yaml(inv)
     if out is None:
         typer.echo(text, nl=False)
         return

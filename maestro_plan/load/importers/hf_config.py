@@ -1,9 +1,7 @@
-"""Turn a Hugging Face ``config.json`` into a model catalogue entry (:class:`ModelSpec`).
+"""Reading a Hugging Face ``config.json``: the architecture, the weight precision and quantization
+(hf_model.py turns them into a catalogue entry).
 
-Public API:
-    import_hf_config(path, *, model_id, hf_repo, weight_dtype, max_model_len, tp_degrees) -> ModelSpec
     architecture_from_config(cfg, file) -> Architecture      the architecture part alone
-    spec_to_yaml(spec, header) -> str                        a catalogue file's text (deterministic)
 
 Tested on the real config.json files in tests/data/hf_configs/ (llama, qwen2, mixtral, qwen3_moe,
 gemma2, phi3, deepseek_v3); mistral, qwen2_moe, qwen3, gemma, gemma3(_text) and deepseek_v2 use the
@@ -36,15 +34,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from maestro_plan.errors import InputError, Problem
 from maestro_plan.load import safe
-from maestro_plan.load.loader import parse_as, tp_allowed
-from maestro_plan.load.schema import Architecture, ModelSpec, Quantization
-
-CANDIDATE_TP = (1, 2, 4, 8)
-"""TP degrees considered when none are given: one node of up to 8 GPUs."""
+from maestro_plan.load.loader import parse_as
+from maestro_plan.load.schema import Architecture, Quantization
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 """A config.json is a few KB; anything this large is not one."""
@@ -127,12 +120,7 @@ def with_family_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **cfg} if defaults else cfg
 
 
-# --------------------------------------------------------------------------------------------
-# Reading the file
-# --------------------------------------------------------------------------------------------
-
-
-def _read_config(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise InputError("file does not exist.", file=path, hint="pass the path of a Hugging Face config.json.")
     if path.is_dir():
@@ -149,7 +137,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _language_config(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def language_config(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The part of the config that describes the language model, and its field-path prefix."""
     if "num_hidden_layers" not in doc:
         for key in ("text_config", "language_config", "llm_config"):
@@ -168,16 +156,16 @@ def _language_config(doc: dict[str, Any]) -> tuple[dict[str, Any], str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _sliding(cfg: dict[str, Any], model_type: str, layers: Any) -> tuple[int | None, int | None]:
     """(sliding_window, number of layers that use it), or (None, None) when no layer slides."""
     window = cfg.get("sliding_window")
-    if not _is_int(window) or window <= 0:
+    if not is_int(window) or window <= 0:
         return None, None
-    n = layers if _is_int(layers) and layers > 0 else None
+    n = layers if is_int(layers) and layers > 0 else None
     layer_types = cfg.get("layer_types")
     if isinstance(layer_types, list) and layer_types:
         count = sum(1 for t in layer_types if t == "sliding_attention")
@@ -186,7 +174,7 @@ def _sliding(cfg: dict[str, Any], model_type: str, layers: Any) -> tuple[int | N
         if not cfg.get("use_sliding_window", False):
             return None, None
         start = cfg.get("max_window_layers")
-        if n is not None and _is_int(start):
+        if n is not None and is_int(start):
             count = max(0, n - start)
             return (window, count) if count else (None, None)
         return window, n
@@ -194,16 +182,15 @@ def _sliding(cfg: dict[str, Any], model_type: str, layers: Any) -> tuple[int | N
         return window, (math.ceil(n / 2) if n is not None else None)
     if model_type.startswith("gemma3"):
         pattern = cfg.get("sliding_window_pattern", cfg.get("_sliding_window_pattern", 6))
-        if n is not None and _is_int(pattern) and pattern > 0:
+        if n is not None and is_int(pattern) and pattern > 0:
             return window, n - n // pattern
         return window, None
     # mistral, mixtral, phi3 and by default: the window applies to every layer
     return window, n
 
 
-def architecture_from_config(cfg: dict[str, Any], file: str | Path, prefix: str = "") -> Architecture:
-    """Map a config.json dictionary onto :class:`Architecture`; errors name file and config key."""
-    cfg = with_family_defaults(cfg)
+def _check_required(cfg: dict[str, Any], file: str | Path, prefix: str) -> None:
+    """Every key the architecture needs is there (under one of its names); else one problem per key."""
     missing = [k for k in _REQUIRED if k not in cfg]
     if "max_position_embeddings" not in cfg and not any(k in cfg for k in ("n_positions", "max_sequence_length", "seq_length")):
         missing.append("max_position_embeddings")
@@ -221,6 +208,12 @@ def architecture_from_config(cfg: dict[str, Any], file: str | Path, prefix: str 
                 for k in missing
             ]
         )
+
+
+def architecture_from_config(cfg: dict[str, Any], file: str | Path, prefix: str = "") -> Architecture:
+    """Map a config.json dictionary onto :class:`Architecture`; errors name file and config key."""
+    cfg = with_family_defaults(cfg)
+    _check_required(cfg, file, prefix)
     model_type = cfg.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         archs = cfg.get("architectures")
@@ -240,7 +233,7 @@ def architecture_from_config(cfg: dict[str, Any], file: str | Path, prefix: str 
         if target in _COPIED and value is not None and target not in arch:
             if target in ("attention_bias", "mlp_bias") and not isinstance(value, bool):
                 wrong.append(Problem(f"must be true or false, got {json.dumps(value, default=str)}.", str(file), prefix + key, "use the value from the model's own config.json."))
-            elif target not in ("attention_bias", "mlp_bias") and not _is_int(value):
+            elif target not in ("attention_bias", "mlp_bias") and not is_int(value):
                 wrong.append(Problem(f"must be a whole number, got {json.dumps(value, default=str)}.", str(file), prefix + key, "use the value from the model's own config.json."))
             arch[target] = value
     if wrong:
@@ -273,7 +266,7 @@ def architecture_from_config(cfg: dict[str, Any], file: str | Path, prefix: str 
 # --------------------------------------------------------------------------------------------
 
 
-def _quantization(cfg: dict[str, Any], file: Path, prefix: str) -> tuple[str | None, Quantization, int | None]:
+def read_quantization(cfg: dict[str, Any], file: Path, prefix: str) -> tuple[str | None, Quantization, int | None]:
     """(weight dtype implied by quantization_config or None, Quantization record, TP alignment).
 
     The alignment is the number of weights along the intermediate dimension that share one scale
@@ -288,11 +281,11 @@ def _quantization(cfg: dict[str, Any], file: Path, prefix: str) -> tuple[str | N
     method = str(qc.get("quant_method", "")).lower()
     bits = qc.get("bits", qc.get("w_bit"))
     group = qc.get("group_size", qc.get("q_group_size"))
-    group_size = group if _is_int(group) and group > 0 else None  # -1 (GPTQ) = one scale per channel
+    group_size = group if is_int(group) and group > 0 else None  # -1 (GPTQ) = one scale per channel
     if method == "fp8":
         # DeepSeek-V3 style block scales ("weight_block_size": [128, 128]) or per-tensor scales
         block = qc.get("weight_block_size")
-        align = block[0] if isinstance(block, list) and block and _is_int(block[0]) and block[0] > 0 else None
+        align = block[0] if isinstance(block, list) and block and is_int(block[0]) and block[0] > 0 else None
         return "fp8", Quantization(method="fp8"), align
     if method in ("awq", "gptq"):
         if bits not in (4, 8):
@@ -337,7 +330,7 @@ def _compressed_tensors(qc: dict[str, Any], file: Path, field: str) -> tuple[str
     bits = weights.get("num_bits")
     kind = str(weights.get("type", "int")).lower()
     group = weights.get("group_size")
-    group_size = group if _is_int(group) and group > 0 else None
+    group_size = group if is_int(group) and group > 0 else None
     if kind == "float" and bits == 8:
         return "fp8", Quantization(method="compressed-tensors"), None
     if kind == "int" and bits in (4, 8):
@@ -345,7 +338,7 @@ def _compressed_tensors(qc: dict[str, Any], file: Path, field: str) -> tuple[str
     raise InputError(f"weights of type {kind!r} with {bits!r} bits are not supported.", file=file, field=field + ".config_groups", hint="pass --dtype with the weight precision.")
 
 
-def _torch_dtype(cfg: dict[str, Any], file: Path, prefix: str) -> str:
+def read_torch_dtype(cfg: dict[str, Any], file: Path, prefix: str) -> str:
     raw = cfg.get("torch_dtype", cfg.get("dtype"))
     if raw is None:
         return "bf16"  # transformers >= 4.x writes torch_dtype; absent in a few old configs
@@ -358,227 +351,3 @@ def _torch_dtype(cfg: dict[str, Any], file: Path, prefix: str) -> str:
             hint=f"pass --dtype with one of {', '.join(WEIGHT_DTYPES)}.",
         )
     return _TORCH_DTYPES[key]
-
-
-# --------------------------------------------------------------------------------------------
-# Names and TP
-# --------------------------------------------------------------------------------------------
-
-_REPO_RE = re.compile(r"^[\w.\-]+/[\w.\-]+$")
-
-
-def repo_from_file_name(path: Path) -> str | None:
-    """ORG/NAME from a file or folder named ORG--NAME (the Hugging Face cache's spelling), e.g.
-    openai--gpt-oss-20b.json or openai--gpt-oss-20b/config.json."""
-    for name in (path.stem, path.parent.name):
-        org, sep, rest = name.partition("--")
-        if sep and org and rest and _REPO_RE.match(f"{org}/{rest}"):
-            return f"{org}/{rest}"
-    return None
-
-
-def _repo_from(doc: dict[str, Any], path: Path) -> str | None:
-    name = doc.get("_name_or_path")
-    if isinstance(name, str) and _REPO_RE.match(name) and not name.startswith("."):
-        return name
-    # Hugging Face cache layout: .../models--ORG--NAME/snapshots/<sha>/config.json
-    for part in path.resolve().parts:
-        if part.startswith("models--") and part.count("--") >= 2:
-            org, _, rest = part.removeprefix("models--").partition("--")
-            candidate = f"{org}/{rest}"
-            if _REPO_RE.match(candidate):
-                return candidate
-    return None
-
-
-def slug(text: str) -> str:
-    """A catalogue id from a repo or model name: lower-case DNS-1123 style, at most 63 chars."""
-    s = re.sub(r"[^a-z0-9.\-]+", "-", text.lower())
-    s = re.sub(r"-{2,}", "-", s).strip("-.")
-    return s[:63].rstrip("-.") or "model"
-
-
-def _split_sizes(arch: Architecture) -> list[int]:
-    """Matrix dimensions split by TP (column outputs / row inputs) that a quantized kernel needs aligned."""
-    sizes = [arch.intermediate_size]
-    if arch.moe_intermediate_size:
-        sizes.append(arch.moe_intermediate_size)
-    return sizes
-
-
-def allowed_tp(arch: Architecture, candidates: tuple[int, ...] = CANDIDATE_TP, align: int | None = None) -> list[int]:
-    """TP degrees vLLM accepts for this architecture.
-
-    Heads: attention heads split evenly, KV heads split or replicate evenly (vLLM
-    ``ModelConfig.verify_with_parallel_config`` and ``QKVParallelLinear``); MLA keeps one latent KV
-    head. Group-quantized weights (AWQ/GPTQ, compressed-tensors int): the row-parallel input
-    (intermediate / TP) must be a multiple of the group size, else vLLM stops with "The input size
-    is not aligned with the quantized weight shape". FP8 block scales: intermediate / TP must be a
-    multiple of the block width ("weight_block_size"). ``align`` is that group or block size.
-    """
-    kv = 1 if arch.is_mla else arch.kv_heads
-    out = []
-    for tp in candidates:
-        if not tp_allowed(arch.num_attention_heads, kv, tp):
-            continue
-        if any(s % tp for s in _split_sizes(arch)):
-            continue
-        if align and any((s // tp) % align for s in _split_sizes(arch)):
-            continue
-        out.append(tp)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# The importer
-# --------------------------------------------------------------------------------------------
-
-
-def _checkpoint_bytes(config_path: Path) -> int | None:
-    """metadata.total_size of a model.safetensors.index.json lying beside config.json, if any."""
-    index = config_path.parent / "model.safetensors.index.json"
-    if not index.is_file():
-        return None
-    try:
-        doc = safe.json_loads(index.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        raise InputError("is not valid JSON.", file=index, hint="download it again, or remove it (it is only used for checkpoint_bytes).") from None
-    total = doc.get("metadata", {}).get("total_size") if isinstance(doc, dict) and isinstance(doc.get("metadata"), dict) else None
-    return int(total) if _is_int(total) and total > 0 else None
-
-
-def import_hf_config(
-    path: Path,
-    *,
-    model_id: str | None = None,
-    hf_repo: str | None = None,
-    weight_dtype: str | None = None,
-    max_model_len: int | None = None,
-    tp_degrees: list[int] | None = None,
-) -> ModelSpec:
-    """Read a Hugging Face config.json and return the catalogue entry for it.
-
-    ``hf_repo`` defaults to the config's ``_name_or_path`` or the Hugging Face cache folder it lies
-    in; ``model_id`` to the repo name in lower case; ``weight_dtype`` to what ``quantization_config``
-    or ``torch_dtype`` say; ``tp_degrees`` to those of 1, 2, 4, 8 that vLLM accepts. Every problem is
-    an :class:`InputError` naming the file and the config key.
-    """
-    path = Path(path)
-    doc = _read_config(path)
-    cfg, prefix = _language_config(doc)
-    arch = architecture_from_config(cfg, path, prefix)
-
-    implied, quant, align = _quantization(cfg, path, prefix)
-    if weight_dtype is not None:
-        if weight_dtype not in WEIGHT_DTYPES:
-            raise InputError(f"--dtype {weight_dtype!r} is not a weight precision.", field="--dtype", hint=f"use one of {', '.join(WEIGHT_DTYPES)}.")
-        dtype = weight_dtype
-        if implied is not None and implied != dtype:
-            raise InputError(
-                f"--dtype {dtype} contradicts the checkpoint, whose quantization_config gives {implied} weights.",
-                file=path,
-                field=prefix + "quantization_config",
-                hint="leave --dtype out to use the checkpoint's precision.",
-            )
-        if implied is None and dtype == "fp8":
-            quant = Quantization(method="fp8")  # vLLM --quantization fp8: weights quantized at load
-        elif implied is None and dtype in ("int4", "int8"):
-            raise InputError(
-                f"--dtype {dtype} needs a quantized checkpoint (AWQ, GPTQ, ...), but this config has no quantization_config.",
-                file=path,
-                field="--dtype",
-                hint="import the config.json of the quantized checkpoint instead.",
-            )
-    else:
-        dtype = implied or _torch_dtype(cfg, path, prefix)
-
-    repo = hf_repo or _repo_from(doc, path)
-    from_name = None
-    if repo is None:
-        repo = from_name = repo_from_file_name(path)
-    if repo is None:
-        raise InputError(
-            "does not say which Hugging Face repository it belongs to (no '_name_or_path'), and its file name does not either.",
-            file=path,
-            field="hf_repo",
-            hint="pass --hf-repo ORG/NAME (e.g. --hf-repo openai/gpt-oss-20b), or name the file ORG--NAME.json (e.g. openai--gpt-oss-20b.json).",
-        )
-    if not _REPO_RE.match(repo):
-        raise InputError(f"--hf-repo {repo!r} is not of the form ORG/NAME.", field="--hf-repo", hint="e.g. --hf-repo Qwen/Qwen2.5-7B-Instruct.")
-    mid = model_id or slug(repo.split("/", 1)[1])
-
-    if tp_degrees is None:
-        tps = allowed_tp(arch, align=align)
-        if not tps:
-            raise InputError(
-                f"no TP degree of {', '.join(map(str, CANDIDATE_TP))} splits {arch.num_attention_heads} attention heads, {arch.kv_heads} KV heads and intermediate size {arch.intermediate_size} evenly.",
-                file=path,
-                field=prefix + "num_attention_heads",
-                hint="pass --tp-degrees with the degrees you serve it at.",
-            )
-    else:
-        tps = sorted(set(tp_degrees))
-        bad = [tp for tp in tps if tp not in allowed_tp(arch, tuple(tps), align)]
-        if bad:
-            raise InputError(
-                f"TP {', '.join(map(str, bad))} does not split this model: {arch.num_attention_heads} attention heads, {arch.kv_heads} KV heads, intermediate size {arch.intermediate_size}.",
-                field="--tp-degrees",
-                hint=f"allowed among 1, 2, 4, 8: {', '.join(map(str, allowed_tp(arch, align=align))) or 'none'}.",
-            )
-
-    spec: dict[str, Any] = {
-        "id": mid,
-        "hf_repo": repo,
-        "description": f"Imported from {path.name} with maestro-plan import model."
-        + (f" The config has no '_name_or_path': repository {repo} (and id) inferred from the file name {path.name}." if from_name else ""),
-        "architecture": arch.model_dump(exclude_none=True, exclude_defaults=False),
-        "weight_dtype": dtype,
-        "quantization": quant.model_dump(exclude_none=True),
-        "kv_cache_dtype": "auto",
-        "tp_degrees": tps,
-        "source": f"https://huggingface.co/{repo}/blob/main/config.json",
-    }
-    if max_model_len is not None:
-        if max_model_len > arch.max_position_embeddings:
-            raise InputError(
-                f"--max-model-len {max_model_len} exceeds the model's max_position_embeddings {arch.max_position_embeddings}.",
-                file=path,
-                field="--max-model-len",
-                hint=f"use at most {arch.max_position_embeddings}, or import a config with rope scaling that extends the context.",
-            )
-        spec["max_model_len"] = max_model_len
-    ckpt = _checkpoint_bytes(path)
-    if ckpt is not None:
-        spec["checkpoint_bytes"] = ckpt
-    return parse_as(ModelSpec, spec, path)
-
-
-# --------------------------------------------------------------------------------------------
-# Output
-# --------------------------------------------------------------------------------------------
-
-
-class _CatalogueDumper(yaml.SafeDumper):
-    """Block style, with short lists of numbers in flow style ([1, 2, 4, 8])."""
-
-
-def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
-    flow = all(isinstance(x, (int, float, str)) and not isinstance(x, bool) for x in data) and len(data) <= 16
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
-
-
-_CatalogueDumper.add_representer(list, _represent_list)
-
-
-def spec_to_yaml(spec: ModelSpec, header: str | None = None) -> str:
-    """The text of models/<id>.yaml for ``spec``: schema field order, defaults left out."""
-    data = spec.model_dump(mode="json", exclude_none=True)
-    arch_defaults = {k: f.default for k, f in Architecture.model_fields.items() if f.default is not None}
-    data["architecture"] = {k: v for k, v in data["architecture"].items() if arch_defaults.get(k, object()) != v or k == "tie_word_embeddings"}
-    if data.get("quantization") == {"method": "none"}:
-        data.pop("quantization")
-    body = yaml.dump(data, Dumper=_CatalogueDumper, sort_keys=False, allow_unicode=True, width=100)
-    if header:
-        lines = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
-        return lines + body
-    return body
