@@ -5,7 +5,7 @@
     maestro-plan sweep --demand 0.5:3:0.25 --out out/sweep [--executor ray]
     maestro-plan sweep --fail cluster --out out/failures
     maestro-plan diff OLD.json NEW.json [--json]
-    maestro-plan rollout OLD.json NEW.json --out DIR [-i INV -m MODELS -w WORKLOADS]  (DIR/rollout.json, plan.txt, step bundles)
+    maestro-plan rollout OLD.json NEW.json --out DIR   (DIR/rollout.json, plan.txt, per-step manifest bundles)
 
 Bad scenario edits (unknown names, factors <= 0, contradictions) exit 2 before anything is solved.
 A scenario the fleet cannot serve is a row of the table (feasible: no, with the reason).
@@ -526,7 +526,7 @@ def register(app: typer.Typer) -> None:
     def rollout_cmd(
         old: Annotated[Path, typer.Argument(help="The plan in force (plan.json or its folder)")],
         new: Annotated[Path, typer.Argument(help="The plan to roll out")],
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for rollout.json, plan.txt and per-step manifest bundles (those need -i, -m, -w); a name ending in .json: that file only")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for rollout.json, plan.txt and per-step manifest bundles (emitted from the plans' inputs, -i -m -w); a name ending in .json: that file only")] = None,
         inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Inventory the plans were made from: its spare GPUs may stage replicas (default: only GPUs the plans use)")] = None,
         models: Annotated[Path | None, typer.Option("--models", "-m", help="With -w: refuse an OLD plan made from other inputs (stale)")] = None,
         workloads: Annotated[Path | None, typer.Option("--workloads", "-w", help="With -m: refuse an OLD plan made from other inputs (stale)")] = None,
@@ -588,13 +588,17 @@ def _write_rollout_folder(old: Any, new: Any, r: Any, doc: str, out: Path, flags
 
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a folder.", file=out, field="--out", hint="name a folder, or a file ending in .json for rollout.json only.")
-    inputs = None
-    if all(f is not None for f in flags):
-        from maestro_plan.emit.common import check_plan_matches
-        from maestro_plan.load.loader import load_inputs
+    from maestro_plan.emit.common import check_plan_matches
+    from maestro_plan.load.loader import load_inputs
 
-        inputs = load_inputs(*flags)
-        check_plan_matches(new, inputs, "NEW")
+    inputs = load_inputs(*flags)  # flags left out: the bundled folders, as every command
+    try:
+        for name, plan in (("OLD", old), ("NEW", new)):
+            check_plan_matches(plan, inputs, name)
+    except InputError:
+        if any(f is not None for f in flags):
+            raise  # inputs named on purpose that do not fit the plans: bad input
+        inputs = None  # plans made from other inputs than the bundled ones
     lines: list[str] = []
     with staged_dir(out) as stage:
         (stage / "rollout.json").write_text(doc)
@@ -604,5 +608,6 @@ def _write_rollout_folder(old: Any, new: Any, r: Any, doc: str, out: Path, flags
             lines = write_bundles(old, new, inputs, r, stage, out)
             (stage / "plan.txt").write_text("\n".join(lines) + "\n")
     if inputs is None:
-        console.print("note: pass --inventory, --models and --workloads to write the per-step manifest bundles too", soft_wrap=True)
+        console.print("note: the plans do not fit the bundled inputs: pass the --inventory, --models and --workloads they were made "
+                      "from to write the per-step manifest bundles too", soft_wrap=True)
     return lines
