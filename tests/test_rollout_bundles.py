@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from maestro_plan.cli.main import app
 from maestro_plan.emit.k8s import build_k8s
 from maestro_plan.plan.io import write_plan
-from maestro_plan.whatif import apply_scenario, plan_rollout
+from maestro_plan.whatif import apply_scenario, diff_plans, plan_rollout
 from maestro_plan.whatif.bundles import build_bundles
 from maestro_plan.whatif.sweep import solve_inputs, solve_settings
 
@@ -64,6 +64,9 @@ def test_steps_in_order_end_in_the_new_plans_objects(plans) -> None:
             del state[k]
         state.update(b.apply)
     assert state == _objects(new, inputs)
+    # the route step re-stamps pods that OLD and NEW share with NEW's plan id: those engines restart, and the bundle says so
+    kept = {a.id for a, _ in diff_plans(old, new).unchanged}
+    assert kept and bundles[-1].restarts and set(bundles[-1].restarts) <= kept | {r.id for r in new.replicas}
     # add before remove: the first bundle that deletes comes after the first that starts engines
     first_add = min(b.index for b in bundles if any(o["kind"] == "Deployment" for o in b.apply.values()))
     first_del = min(b.index for b in bundles if b.delete)

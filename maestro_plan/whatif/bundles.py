@@ -12,6 +12,9 @@ OLD's figures, a staged copy is the OLD replica on its spare GPUs). Every object
 id until it has its final (NEW) form: an engine that only NEW has is started in its final form
 and is not re-applied later; the last step ("route") re-applies the rest with NEW's plan id.
 A drain step changes routing only (the route weights of the routing table), not manifests.
+A changed or deleted workload object re-creates its pods: engines that stay in service but run in
+such a pod (co-located engines share one pod; pod templates carry the plan id and replica ids)
+restart, and plan.txt names them at their step (the rollout's capacity check does not see this).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from maestro_plan.emit.common import kustomization, to_yaml, write
-from maestro_plan.emit.k8s import NAMESPACE, build_k8s
+from maestro_plan.emit.k8s import LABEL_PREFIX, NAMESPACE, build_k8s
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan, Replica, Standby
 from maestro_plan.whatif.diff import diff_plans
@@ -37,6 +40,8 @@ class Bundle:
     note: str
     apply: Objects = field(default_factory=dict)
     delete: Objects = field(default_factory=dict)
+    restarts: list[str] = field(default_factory=list)  # engines that stay but whose pod is replaced
+
 
     @property
     def folder(self) -> str:
@@ -90,10 +95,18 @@ def build_bundles(old: Plan, new: Plan, inputs: Inputs, rollout: Rollout) -> lis
         b = Bundle(s.index, s.action, s.note)
         b.apply = {k: o for k, o in nxt.items() if cur.get(k) != o}
         b.delete = {k: o for k, o in cur.items() if k not in nxt}
+        b.restarts = sorted(_replica_ids([cur[k] for k in [*b.apply, *b.delete] if k in cur]) & _replica_ids(nxt.values()))
         if b.apply or b.delete or s.action in ("drain", "route"):
             out.append(b)
         cur = nxt
     return out
+
+
+def _replica_ids(objs: Any) -> set[str]:
+    """Replica ids the workload objects run (the emitter's replicas annotation)."""
+    key = f"{LABEL_PREFIX}/replicas"
+    work = [o for o in objs if o["kind"] in ("Deployment", "LeaderWorkerSet")]
+    return {i for o in work for i in o["metadata"].get("annotations", {}).get(key, "").split(",") if i}
 
 
 def _write_objects(root: Path, rel: str, objs: Objects, head: str) -> list[str]:
@@ -132,6 +145,8 @@ def write_bundles(old: Plan, new: Plan, inputs: Inputs, rollout: Rollout, stage:
         lines.append(f"# step {b.index}: {b.action}: {b.note}")
         if b.action in ("drain", "route"):
             lines.append(f"#   routing: {'route weight 0 for the drained replicas (rollout.json)' if b.action == 'drain' else 'apply NEW routing/ (or its LiteLLM/gateway config)'}")
+        if b.restarts:  # the emitter runs co-located engines in one pod and stamps pods with the plan id
+            lines.append(f"#   restarts these engines that stay in service (their pod is re-created): {', '.join(b.restarts)}")
         lines += _commands(b, out_dir, applied, deleted)
         lines.append("")
     if rollout.status != "ok":
