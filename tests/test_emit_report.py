@@ -57,7 +57,7 @@ def test_report_files_are_self_contained(tmp_path: Path) -> None:
         assert not re.match(r"^[a-z]+://", src) and (tmp_path / src).is_file(), src
     assert "<script" not in html and "<link" not in html
     for text in (md, html):
-        assert "llama-3.1-8b.us-east.h100-a-000.g2" in text and "Binding constraints" in text and "13431.8 ms" in text
+        assert "llama-3.1-8b.us-east.h100-a-000.g2" in text and "Binding constraints" in text and "13.4 s" in text  # mean path 13431.8 ms, in human units
 
 
 def test_terminal_summary_prints_the_key_figures() -> None:
@@ -66,3 +66,14 @@ def test_terminal_summary_prints_the_key_figures() -> None:
     out = buf.getvalue()
     assert "$364.75/h" in out and "GPUs by cluster and type" in out and "72% saved" in out
     assert "Percentile SLO per workflow" in out and "misses" in out and "unverified" in out
+
+
+def test_slo_cells_use_human_duration_units() -> None:
+    """The SLO table (terminal summary, report.md/html) reads "p95 30 s", "p99 10 min", not raw ms."""
+    from maestro_plan.emit.report import slo_cells
+
+    row = {"slo_percentile": 95.0, "slo_ms": 30_000.0, "predicted_ms": 64_289.8, "sim_ms": 850.0, "sim_attainment": 0.99,
+           "sim_queries": 2000, "mean_path_ms": 13_431.8, "status": "misses"}
+    assert slo_cells(row) == ["p95 30 s", "1.07 min", "850 ms (99.0% of 2000)", "13.4 s", "misses"]
+    late = {**row, "slo_percentile": 99.0, "slo_ms": 600_000.0, "predicted_ms": None, "sim_attainment": None, "mean_path_ms": None}
+    assert slo_cells(late)[:4] == ["p99 10 min", "unbounded", "not simulated", "?"]

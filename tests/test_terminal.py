@@ -117,6 +117,27 @@ def test_solve_progress_phases() -> None:
     assert phase_index("solving with cpsat") == PHASES.index("solving with")
     assert phase_index("column generation over per-model plans") == 2
     assert best_text("cost", 496.031) == "best $496.03/h"
+    assert best_text("cost", 496.031, bound=467.5) == "best $496.03/h, bound $467.50/h"
+    assert best_text("cost", 496.031, bound=float("-inf")) == "best $496.03/h"
+
+
+def test_progress_callback_gets_the_live_bound() -> None:
+    """CP-SAT's callback passes its best objective bound to a callback that takes `bound` (what the
+    bar shows next to the best cost), and still calls an older 3-argument callback; never a bound
+    above the cost it goes with."""
+    from test_whatif import make_inputs
+
+    from maestro_plan.solve import solve
+    from maestro_plan.whatif.sweep import solve_settings
+
+    calls: list[tuple[str, float, float | None]] = []
+    old_style: list[float] = []
+    settings = solve_settings(time_limit_s=10.0, workers=1, seed=0)
+    with_bound, _ = solve(make_inputs(), settings, progress=lambda name, value, wall_s, bound=None: calls.append((name, value, bound)))
+    without, _ = solve(make_inputs(), settings, progress=lambda name, value, wall_s: old_style.append(value))
+    assert calls and old_style
+    assert all(b is not None and b <= v + 1e-6 * max(1.0, abs(v)) for _, v, b in calls)
+    assert with_bound.plan_id == without.plan_id  # display only: the plan is the same
 
 
 def test_diff_lines_never_wrap_and_end_with_the_next_step(tmp_path, monkeypatch) -> None:

@@ -2,10 +2,12 @@
 time and the best plan found so far (CP-SAT's solution callback), on stderr.
 
 The planner reports phases through `stage(text)` and improving solutions through
-`progress(objective_name, value, wall_s)` (solve/planner.py); this module only draws them."""
+`progress(objective_name, value, wall_s, bound=...)` (solve/planner.py; CP-SAT passes its best
+objective bound, display only); this module only draws them."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.markup import escape
@@ -21,8 +23,16 @@ def phase_index(text: str) -> int | None:
     return next((i for i, p in enumerate(PHASES) if low.startswith(p) or p in low[:40]), None)
 
 
-def best_text(objective: str, value: float) -> str:
-    return f"best ${value:,.2f}/h" if objective == "cost" else f"best {objective} {value:,.4g}"
+def _amount(objective: str, value: float) -> str:
+    return f"${value:,.2f}/h" if objective == "cost" else f"{value:,.4g}"
+
+
+def best_text(objective: str, value: float, bound: float | None = None) -> str:
+    """Text like "best $X/h, bound $Y/h" (the bound: no plan costs less; omitted when unknown)."""
+    head = f"best {_amount(objective, value)}" if objective == "cost" else f"best {objective} {_amount(objective, value)}"
+    if bound is None or not math.isfinite(bound):
+        return head
+    return f"{head}, bound {_amount(objective, bound)}"
 
 
 class SolveProgress:
@@ -54,6 +64,6 @@ class SolveProgress:
             kw["completed"] = i
         self.bar.update(self.task, **kw)
 
-    def progress(self, objective: str, value: float, wall_s: float) -> None:
+    def progress(self, objective: str, value: float, wall_s: float, bound: float | None = None) -> None:
         if self.enabled:
-            self.bar.update(self.task, best=best_text(objective, value))
+            self.bar.update(self.task, best=best_text(objective, value, bound))

@@ -5,7 +5,7 @@
     maestro-plan sweep --demand 0.5:3:0.25 --out out/sweep [--executor ray]
     maestro-plan sweep --fail cluster --out out/failures
     maestro-plan diff OLD.json NEW.json [--json]
-    maestro-plan rollout OLD.json NEW.json --out rollout.json [--inventory ...]
+    maestro-plan rollout OLD.json NEW.json --out DIR   (DIR/rollout.json, plan.txt, per-step manifest bundles)
 
 Bad scenario edits (unknown names, factors <= 0, contradictions) exit 2 before anything is solved.
 A scenario the fleet cannot serve is a row of the table (feasible: no, with the reason).
@@ -526,7 +526,7 @@ def register(app: typer.Typer) -> None:
     def rollout_cmd(
         old: Annotated[Path, typer.Argument(help="The plan in force (plan.json or its folder)")],
         new: Annotated[Path, typer.Argument(help="The plan to roll out")],
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the ordered steps to this JSON file (rollout.json)")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for rollout.json, plan.txt and per-step manifest bundles (emitted from the plans' inputs, -i -m -w); a name ending in .json: that file only")] = None,
         inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Inventory the plans were made from: its spare GPUs may stage replicas (default: only GPUs the plans use)")] = None,
         models: Annotated[Path | None, typer.Option("--models", "-m", help="With -w: refuse an OLD plan made from other inputs (stale)")] = None,
         workloads: Annotated[Path | None, typer.Option("--workloads", "-w", help="With -m: refuse an OLD plan made from other inputs (stale)")] = None,
@@ -555,8 +555,12 @@ def register(app: typer.Typer) -> None:
                 file=inventory, field="--inventory", hint="pass the inventory the plans were solved with, or leave --inventory out.",
             )
         r = plan_rollout(p_old, p_new, inv, old_name=str(old), new_name=str(new))
-        if out is not None:
-            atomic.write_text(out, json.dumps(r.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+        doc = json.dumps(r.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+        steps_txt: list[str] = []
+        if out is not None and out.suffix == ".json":
+            atomic.write_text(out, doc)
+        elif out is not None:
+            steps_txt = _write_rollout_folder(p_old, p_new, r, doc, out, (inventory, models, workloads))
         if json_out:
             emit_json(r.model_dump(mode="json"))
         else:
@@ -564,9 +568,46 @@ def register(app: typer.Typer) -> None:
             if out is not None:
                 console.print(f"wrote {escape(str(out))}")
             final = apply_commands(new if new.is_dir() else new.parent)
-            if r.status == "ok" and final:
+            if steps_txt:
+                console.print(f"next: take the steps in order ({escape(str(out / 'plan.txt'))}):", soft_wrap=True)
+                for line in (x for x in steps_txt if x.startswith("kubectl")):
+                    console.print(f"      {escape(line)}", soft_wrap=True)
+            elif r.status == "ok" and final:
                 console.print("next: take the steps in order; NEW's manifests, once every step is done:", soft_wrap=True)
                 for line in final:
                     console.print(f"      {escape(line)}", soft_wrap=True)
         if r.status != "ok":
             raise typer.Exit(1)
+
+
+def _write_rollout_folder(old: Any, new: Any, r: Any, doc: str, out: Path, flags: tuple[Path | None, ...]) -> list[str]:
+    """DIR/rollout.json, and with the inputs (-i -m -w) DIR/plan.txt and the per-step manifest
+    bundles (whatif/bundles.py). Written atomically as one folder. Returns plan.txt's lines."""
+    from maestro_plan.atomic import staged_dir
+    from maestro_plan.errors import InputError
+
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a folder.", file=out, field="--out", hint="name a folder, or a file ending in .json for rollout.json only.")
+    from maestro_plan.emit.common import check_plan_matches
+    from maestro_plan.load.loader import load_inputs
+
+    inputs = load_inputs(*flags)  # flags left out: the bundled folders, as every command
+    try:
+        for name, plan in (("OLD", old), ("NEW", new)):
+            check_plan_matches(plan, inputs, name)
+    except InputError:
+        if any(f is not None for f in flags):
+            raise  # inputs named on purpose that do not fit the plans: bad input
+        inputs = None  # plans made from other inputs than the bundled ones
+    lines: list[str] = []
+    with staged_dir(out) as stage:
+        (stage / "rollout.json").write_text(doc)
+        if inputs is not None:
+            from maestro_plan.whatif.bundles import write_bundles
+
+            lines = write_bundles(old, new, inputs, r, stage, out)
+            (stage / "plan.txt").write_text("\n".join(lines) + "\n")
+    if inputs is None:
+        console.print("note: the plans do not fit the bundled inputs: pass the --inventory, --models and --workloads they were made "
+                      "from to write the per-step manifest bundles too", soft_wrap=True)
+    return lines

@@ -24,7 +24,7 @@ from typing import Any
 from maestro_plan.emit.common import engine_defaults, node_index, rnd, standby_ref, write
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
-from maestro_plan.units import GIB, amount_text
+from maestro_plan.units import GIB, amount_text, duration_text
 
 MEMORY_ROWS_PER_PAGE = 96
 """GPUs per memory-map image: every used GPU is drawn, on as many pages (memory-map.png,
@@ -126,13 +126,13 @@ def workflow_latency(plan: Plan, inputs: Inputs) -> list[dict[str, Any]]:
 
 def slo_cells(w: dict[str, Any]) -> list[str]:
     """One workflow's SLO row as text: SLO, model pXX, simulated pXX (attainment), mean path, verdict."""
-    p = f"p{w['slo_percentile']:g}"
-    sim = "not simulated" if w["sim_attainment"] is None else (f"{w['sim_ms']:g} ms" if w["sim_ms"] is not None else "never") + f" ({100 * w['sim_attainment']:.1f}% of {w['sim_queries']})"
+    p = f"p{w['slo_percentile']:g}"  # durations in the unit a person reads them in ("p95 30 s", "p99 10 min")
+    sim = "not simulated" if w["sim_attainment"] is None else (duration_text(w["sim_ms"]) if w["sim_ms"] is not None else "never") + f" ({100 * w['sim_attainment']:.1f}% of {w['sim_queries']})"
     return [
-        f"{p} {w['slo_ms']:g} ms",
-        "unbounded" if w["predicted_ms"] is None else f"{w['predicted_ms']:g} ms",
+        f"{p} {duration_text(w['slo_ms'])}",
+        "unbounded" if w["predicted_ms"] is None else duration_text(w["predicted_ms"]),
         sim,
-        "?" if w["mean_path_ms"] is None else f"{w['mean_path_ms']:g} ms",
+        duration_text(w["mean_path_ms"]),
         w["status"],
     ]
 

@@ -18,6 +18,7 @@ at their (integer, exact) optimum or incumbent, hinted with the previous phase's
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -148,17 +149,36 @@ class Translator:
         return cp_model.LinearExpr.WeightedSum([self.ivars[i] for i in ids], cs), float(s), ids, cs
 
 
+def _takes_bound(fn: Callable[..., None]) -> bool:
+    """Whether a progress callback accepts the optional `bound` keyword (older ones take 3 args)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "bound" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 class _Progress(cp_model.CpSolverSolutionCallback):
-    def __init__(self, fn: Callable[[str, float, float], None], phase: str, scale: float, constant: float, sign: float) -> None:
+    """Reports each improving solution: fn(phase, objective, wall_s[, bound=best objective bound])."""
+
+    def __init__(self, fn: Callable[..., None], phase: str, scale: float, constant: float, sign: float) -> None:
         super().__init__()
         self.fn = fn
         self.phase = phase
         self.scale = scale
         self.constant = constant
         self.sign = sign
+        self.with_bound = _takes_bound(fn)
+
+    def _value(self, raw: float) -> float:
+        return self.sign * raw / self.scale + self.constant
 
     def on_solution_callback(self) -> None:
-        self.fn(self.phase, self.sign * self.ObjectiveValue() / self.scale + self.constant, self.WallTime())
+        value = self._value(self.ObjectiveValue())
+        if self.with_bound:  # display only: the bound never feeds back into the search
+            self.fn(self.phase, value, self.WallTime(), bound=self._value(self.BestObjectiveBound()))
+        else:
+            self.fn(self.phase, value, self.WallTime())
 
 
 STATUS = {

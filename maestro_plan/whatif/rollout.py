@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ortools.graph.python import max_flow
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from maestro_plan.errors import InputError
 from maestro_plan.load.schema import Inventory
@@ -88,6 +88,7 @@ class Step(_M):
     capacity: list[ModelCapacity] = Field(default_factory=list)
     pairs: list[PairCapacity] = Field(default_factory=list)
     gpus_held: int = Field(0, description="Distinct GPUs holding at least one engine after this step")
+    _held: list[Any] = PrivateAttr(default_factory=list)  # engines on GPUs after this step (whatif/bundles.py)
 
 
 class Rollout(_M):
@@ -133,6 +134,7 @@ class Unit:
     replica: Replica | None = None
     place: str = ""
     requires: str | None = None  # a standby serves only while its swap-slot replica (this uid) is in service
+    standby: Standby | None = None
 
     def step_replica(self) -> StepReplica:
         side = "new" if self.side == "both" else self.side
@@ -149,7 +151,7 @@ def _standby_unit(sb: Standby, side: Literal["old", "new", "both"], slot_uid: st
     the replica whose GPU slice it wakes up on is in service."""
     cap = sb.capacity_rps if sb.capacity_rps > 0 else sb.serves_rate_rps
     return Unit(f"standby:{sb.model}@{sb.node}", sb.model, sb.cluster, "", (), 0.0, cap, side, None,
-                f"{sb.cluster}/{sb.node} standby (host DRAM)", slot_uid)
+                f"{sb.cluster}/{sb.node} standby (host DRAM)", slot_uid, sb)
 
 
 @dataclass(frozen=True)
@@ -352,6 +354,7 @@ def plan_rollout(old: Plan, new: Plan, inventory: Inventory | None = None, *, ol
             index=len(steps), action=action, cluster=cluster, replicas=[u.step_replica() for u in units], note=note, ok=ok,
             min_margin_rps=round(margin, 6) if margin is not None else None, capacity=caps, pairs=pairs, gpus_held=held,
         ))
+        steps[-1]._held = list(st.held.values())
 
     record("start", note=f"{old_name} in force" + ("" if st.feasible() else "; NOTE: OLD itself does not meet the demand floor"))
     pending_add = sorted(to_add, key=lambda u: (u.cluster, u.uid))
