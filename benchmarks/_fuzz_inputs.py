@@ -128,20 +128,21 @@ class _Raw(str):
     """A number literal written verbatim (5000 digits, 1e400, nan) into the YAML/JSON text."""
 
 
+def _placeholders(doc: Any, raws: list[str], *, str_keys: bool) -> Any:
+    """`doc` with every _Raw replaced by a placeholder string '@@RAWi@@' (its text kept in `raws`)."""
+    if isinstance(doc, _Raw):
+        raws.append(str(doc))
+        return f"@@RAW{len(raws) - 1}@@"
+    if isinstance(doc, dict):
+        return {(str(k) if str_keys else k): _placeholders(v, raws, str_keys=str_keys) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_placeholders(v, raws, str_keys=str_keys) for v in doc]
+    return doc
+
+
 def dump_json(doc: Any) -> str:
     raws: list[str] = []
-
-    def enc(o: Any) -> Any:
-        if isinstance(o, _Raw):
-            raws.append(str(o))
-            return f"@@RAW{len(raws) - 1}@@"
-        if isinstance(o, dict):
-            return {str(k): enc(v) for k, v in o.items()}
-        if isinstance(o, list):
-            return [enc(v) for v in o]
-        return o
-
-    text = json.dumps(enc(doc), allow_nan=True)
+    text = json.dumps(_placeholders(doc, raws, str_keys=True), allow_nan=True)
     for i, r in enumerate(raws):
         text = text.replace(f'"@@RAW{i}@@"', {"inf": "Infinity", "-inf": "-Infinity", "nan": "NaN"}.get(r, r))
     return text
@@ -149,18 +150,7 @@ def dump_json(doc: Any) -> str:
 
 def dump_yaml(doc: Any) -> str:
     raws: list[str] = []
-
-    def enc(o: Any) -> Any:
-        if isinstance(o, _Raw):
-            raws.append(str(o))
-            return f"@@RAW{len(raws) - 1}@@"
-        if isinstance(o, dict):
-            return {k: enc(v) for k, v in o.items()}
-        if isinstance(o, list):
-            return [enc(v) for v in o]
-        return o
-
-    text = yaml.safe_dump(enc(doc), sort_keys=False, width=10**9)
+    text = yaml.safe_dump(_placeholders(doc, raws, str_keys=False), sort_keys=False, width=10**9)
     for i, r in enumerate(raws):
         text = text.replace(f"'@@RAW{i}@@'", {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}.get(r, r))
     return text
