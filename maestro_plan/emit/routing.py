@@ -1,9 +1,12 @@
 """The native routing table, DIR/routing.json (JSON Schema: maestro_plan/data/routing.schema.json).
 
 Per (source, model): the planned replicas with their cluster, endpoint (the model's Service in that
-cluster) and weight (the plan's flow fraction), the priority class, the failover order (clusters
-holding the model with spare capacity, nearest first), and warm standbys with their expected cold
-start. Per workflow and role: the priority class and the InferenceObjective a request should name.
+cluster) and weight (the plan's flow fraction, summed over the pair's request classes), the
+priority class, the failover order (clusters holding the model with spare capacity, nearest
+first), warm standbys with their expected cold start, and per request class (a role's calls,
+`classes`) the replicas its calls go to: two classes of one pair may be served on different GPU
+types. Per workflow and role: the priority class, the InferenceObjective a request should name and
+its request class.
 """
 
 from __future__ import annotations
@@ -47,6 +50,33 @@ def cluster_spare(plan: Plan) -> dict[tuple[str, str], float]:
     return spare
 
 
+def _merged(routes: list) -> list:
+    """A pair's routes with one entry per replica (its request classes' routes summed), by replica."""
+    by_rep: dict[str, Any] = {}
+    for rt in routes:
+        if rt.replica in by_rep:
+            prev = by_rep[rt.replica]
+            by_rep[rt.replica] = prev.model_copy(update={"fraction": min(1.0, prev.fraction + rt.fraction), "rate_rps": prev.rate_rps + rt.rate_rps, "request_class": ""})
+        else:
+            by_rep[rt.replica] = rt
+    return [by_rep[k] for k in sorted(by_rep)]
+
+
+def _classes(routes: list) -> list[dict[str, Any]]:
+    """Per request class of a pair (routes that name one): its rate and its replicas, weighted
+    within the class."""
+    per: dict[str, list] = defaultdict(list)
+    for rt in routes:
+        if rt.request_class:
+            per[rt.request_class].append(rt)
+    out = []
+    for name in sorted(per):
+        rate = sum(rt.rate_rps for rt in per[name])
+        reps = [{"replica": rt.replica, "weight": rnd(rt.rate_rps / rate) if rate > 0 else 0.0, "rate_rps": rnd(rt.rate_rps)} for rt in sorted(per[name], key=lambda rt: rt.replica)]
+        out.append({"request_class": name, "rate_rps": rnd(rate), "replicas": reps})
+    return out
+
+
 def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
     eng = engine_defaults()
     reps = {r.id: r for r in plan.replicas}
@@ -64,7 +94,8 @@ def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
     entries = []
     for src, model in pairs:
         d = demand.get((src, model))
-        routes = sorted(by_pair.get((src, model), []), key=lambda rt: rt.replica)
+        classes = _classes(by_pair.get((src, model), []))
+        routes = _merged(by_pair.get((src, model), []))
         replicas = []
         standbys = []
         for rt in routes:
@@ -143,6 +174,7 @@ def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
                 "replicas": replicas,
                 "failover": failover,
                 "standby": standbys,
+                **({"classes": classes} if classes else {}),
             }
         )
 
@@ -163,6 +195,7 @@ def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
                         "priority": prio,
                         "objective": objective_name(r.model, prio),
                         "calls_per_query": rnd(r.calls_per_query),
+                        "request_class": f"{w.name}/{r.name}",
                     }
                     for r in w.roles
                 ],

@@ -11,12 +11,14 @@ from maestro_plan.estimate.capacity import (
     load_capacity_table,
     replica_capacity,
 )
-from maestro_plan.estimate.demand import DemandModel, KvReservation, ModelDemand, RoleBudget, compute_demand
+from maestro_plan.estimate.demand import DemandClass, DemandModel, KvReservation, ModelDemand, RoleBudget, compute_demand
 from maestro_plan.estimate.engine import VLLM, EngineDefaults, load_engine_defaults
 from maestro_plan.estimate.memory import (
     MemoryBreakdown,
+    engine_for,
     kv_bytes_per_sequence,
     kv_bytes_per_token_per_gpu,
+    loaded_weight_bytes,
     replica_memory,
     weight_bytes_total,
     weights_bytes_per_gpu,
@@ -28,6 +30,7 @@ __all__ = [
     "CapacityResult",
     "CapacityRow",
     "CapacityTable",
+    "DemandClass",
     "DemandModel",
     "EngineDefaults",
     "KvReservation",
@@ -37,11 +40,13 @@ __all__ = [
     "RoleBudget",
     "compute_demand",
     "decode_step_ms",
+    "engine_for",
     "kv_bytes_per_sequence",
     "kv_bytes_per_token_per_gpu",
     "latency_at_load",
     "load_capacity_table",
     "load_engine_defaults",
+    "loaded_weight_bytes",
     "prefill_ms",
     "replica_capacity",
     "replica_memory",

@@ -51,8 +51,25 @@ tail costs: benchmarks/slo.py)."""
 
 
 @dataclass(frozen=True)
+class DemandClass:
+    """One request class of a (source, model) pair: the calls of one role ("workflow/role") from
+    that source, with their own rate, length mix and per-call budget (the same budget rule as the
+    pair's, applied to the role's calls alone). Classes are what the solver routes and what a
+    replica's load is summed over (rate / capacity of each class), so two roles of one model from
+    one source may be served on different GPU types (Melange's request-size classes)."""
+
+    name: str  # "workflow/role"
+    rate_rps: float
+    priority: str
+    latency_budget_ms: float
+    mix: RequestMix
+    shared_prefix: bool
+    peak_rate_rps: float = 0.0
+
+
+@dataclass(frozen=True)
 class ModelDemand:
-    """One (source, model) pair; what the solver must route."""
+    """One (source, model) pair; what the solver must route (per class: `classes`)."""
 
     source: str
     model: str
@@ -63,6 +80,7 @@ class ModelDemand:
     roles: tuple[str, ...]  # "workflow/role"
     shared_prefix: bool
     peak_rate_rps: float = 0.0  # rate x peak_to_mean of each arrival
+    classes: tuple[DemandClass, ...] = ()  # one per role calling the model from this source, by name
 
 
 @dataclass(frozen=True)
@@ -209,6 +227,42 @@ def _budgets(w: Workflow, call_ms: dict[str, float], sigma: float | None, rtt_ms
     return out
 
 
+@dataclass(frozen=True)
+class _Aggregate:
+    """Rate, peak, mix, per-call budget and priority of a set of calls of one model from one
+    source (items: (workflow, role, rate, slack ratio, peak rate)); used for the whole pair and
+    for each of its classes alone. The budget rule is the module docstring's (SLO-owned)."""
+
+    inputs: Inputs
+    source: str
+    model: ModelSpec
+    gpu: GpuType
+    tp: int
+    percentile: float
+    scale: Mapping[str, float]
+    mean_rule: bool
+
+    def of(self, items: list[tuple[Workflow, Role, float, float, float]]) -> tuple[float, float, RequestMix, float, str]:
+        m, gpu, scale = self.model, self.gpu, self.scale
+        rate = math.fsum(x[2] for x in items)
+        peak = math.fsum(x[4] for x in items)
+        wsum = rate if rate > 0 else 1.0
+        mean_in = math.fsum(x[2] * x[1].input_tokens.mean_tokens() for x in items) / wsum
+        mean_out = math.fsum(x[2] * x[1].output_tokens.mean_tokens() for x in items) / wsum
+        kv_req = min(mixture_quantile([(x[1], x[2]) for x in items], self.percentile), float(m.context_len))
+        kv_req = max(kv_req, mean_in + mean_out)
+        kv_req = min(kv_req, float(m.context_len))
+        mix = RequestMix(mean_input=mean_in, mean_output=mean_out, kv_tokens_per_request=kv_req, max_model_len=m.context_len)
+        priority = "interactive" if any(x[0].priority.value == "interactive" for x in items) else "batch"
+        budget = min(x[3] for x in items) * predicted_call_ms(m, gpu, self.tp, mean_in, mean_out)
+        if self.mean_rule:
+            budget = budget if math.isfinite(budget) else min(x[0].slo.latency_ms for x in items)
+        else:
+            cap = min(x[0].slo.latency_ms * max(1.0, float(scale.get(x[0].name, 1.0))) for x in items)  # a relaxed workflow may exceed its SLO
+            budget = min(budget, cap) + 2.0 * nearest_one_way_ms(self.inputs, self.source)
+        return rate, peak, mix, budget, priority
+
+
 def compute_demand(
     inputs: Inputs,
     *,
@@ -255,23 +309,15 @@ def compute_demand(
     reservations: list[KvReservation] = []
     for (source, mid), items in sorted(acc.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         m = inputs.models[mid]
-        rate = math.fsum(x[2] for x in items)
-        peak = math.fsum(x[4] for x in items)
-        wsum = rate if rate > 0 else 1.0
-        mean_in = math.fsum(x[2] * x[1].input_tokens.mean_tokens() for x in items) / wsum
-        mean_out = math.fsum(x[2] * x[1].output_tokens.mean_tokens() for x in items) / wsum
-        kv_req = min(mixture_quantile([(x[1], x[2]) for x in items], percentile), float(m.context_len))
-        kv_req = max(kv_req, mean_in + mean_out)
-        kv_req = min(kv_req, float(m.context_len))
-        mix = RequestMix(mean_input=mean_in, mean_output=mean_out, kv_tokens_per_request=kv_req, max_model_len=m.context_len)
-        priority = "interactive" if any(x[0].priority.value == "interactive" for x in items) else "batch"
-        budget = min(x[3] for x in items) * predicted_call_ms(m, gpu, tp_of(mid), mean_in, mean_out)
-        if mean_rule:
-            budget = budget if math.isfinite(budget) else min(x[0].slo.latency_ms for x in items)
-        else:
-            cap = min(x[0].slo.latency_ms * max(1.0, float(scale.get(x[0].name, 1.0))) for x in items)  # a relaxed workflow may exceed its SLO
-            budget = min(budget, cap) + 2.0 * nearest_one_way_ms(inputs, source)
-        names = tuple(sorted({f"{x[0].name}/{x[1].name}" for x in items}))
+        agg = _Aggregate(inputs, source, m, gpu, tp_of(mid), percentile, scale, mean_rule)
+        rate, peak, mix, budget, priority = agg.of(items)
+        by_role: dict[str, list] = defaultdict(list)
+        for x in items:
+            by_role[f"{x[0].name}/{x[1].name}"].append(x)
+        classes = []
+        for name in sorted(by_role):
+            c_rate, c_peak, c_mix, c_budget, c_prio = agg.of(by_role[name])
+            classes.append(DemandClass(name, c_rate, c_prio, c_budget, c_mix, any(x[1].shared_prefix for x in by_role[name]), c_peak))
         per_model.append(
             ModelDemand(
                 source=source,
@@ -280,15 +326,16 @@ def compute_demand(
                 priority=priority,
                 latency_budget_ms=budget,
                 mix=mix,
-                roles=names,
+                roles=tuple(sorted(by_role)),
                 shared_prefix=any(x[1].shared_prefix for x in items),
                 peak_rate_rps=peak,
+                classes=tuple(classes),
             )
         )
         tp = tp_of(mid)
         cap = replica_capacity(m, gpu, tp, mix, latency_budget_ms=budget, engine=engine)
         conc = cap.batch if cap is not None else 1
-        kv_tokens = _round_block(kv_req, engine.block_size)
+        kv_tokens = _round_block(mix.kv_tokens_per_request, engine.block_size)
         predicted = int(math.ceil(conc * kv_bytes_per_sequence(m, tp, kv_tokens)))
         naive = int(math.ceil(conc * kv_bytes_per_sequence(m, tp, _round_block(m.context_len, engine.block_size))))
         reservations.append(KvReservation(source, mid, gpu.id, tp, conc, kv_tokens, predicted, naive))

@@ -23,12 +23,18 @@ whole latent). Sliding-window layers hold at most `sliding_window` tokens of a s
 per-token figure counts every layer (what one more token of a short sequence costs), and
 `kv_bytes_per_sequence` caps the sliding-window layers at the window for long sequences; the KV
 pool is converted to tokens with the per-token figure (conservative for long Gemma-2 contexts).
+
+Inputs that override the count and the engine defaults: a model's `weight_bytes` (measured) or
+`checkpoint_bytes` (the checkpoint's total size, for quantized checkpoints) sets the loaded weight
+size, split over TP as the count splits it (loaded_weight_bytes); `reserves` on a GPU type and on
+a model override vLLM's gpu_memory_utilization, activation, non-torch and CUDA-graph figures
+(engine_for: model over GPU type over maestro_plan/data/vllm.yaml).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from maestro_plan.estimate.engine import VLLM, EngineDefaults
 from maestro_plan.load.schema import Architecture, GpuType, ModelSpec
@@ -247,8 +253,24 @@ def weight_bytes_total(model: ModelSpec, *, as_stored: bool = False, include_mtp
 _PER_GPU_CACHE: dict[tuple[int, int, int], tuple[ModelSpec, EngineDefaults, int]] = {}
 
 
+def loaded_weight_bytes(model: ModelSpec) -> int:
+    """Bytes of weights the engine loads, whole model: the model's measured `weight_bytes`; else
+    its `checkpoint_bytes` less what vLLM does not load (the checkpoint scaled by the architecture
+    count loaded / as stored with the MTP layer: 1 for plain bf16 checkpoints, DeepSeek-V3's MTP
+    layer removed); else the architecture count (weight_bytes_total)."""
+    if model.weight_bytes is not None:
+        return int(model.weight_bytes)
+    counted = weight_bytes_total(model)
+    if model.checkpoint_bytes is None:
+        return counted
+    stored = weight_bytes_total(model, as_stored=True, include_mtp=True)
+    return int(math.ceil(model.checkpoint_bytes * counted / stored)) if stored > 0 else int(model.checkpoint_bytes)
+
+
 def weights_bytes_per_gpu(model: ModelSpec, tp: int, *, engine: EngineDefaults = VLLM) -> int:
-    """Bytes of weights one GPU of a TP group holds (sharded parts / TP + replicated parts).
+    """Bytes of weights one GPU of a TP group holds (sharded parts / TP + replicated parts), scaled
+    to the loaded size when the model gives one (loaded_weight_bytes: a measured size or its
+    checkpoint's, e.g. quantized checkpoints the architecture count cannot size exactly).
     Cached per (model object, TP, engine object): models are frozen."""
     _check_tp(tp)
     key = (id(model), tp, id(engine))
@@ -256,8 +278,41 @@ def weights_bytes_per_gpu(model: ModelSpec, tp: int, *, engine: EngineDefaults =
     if hit is not None and hit[0] is model and hit[1] is engine:
         return hit[2]
     value = _bytes(model, _tensors(model, tp, per_gpu=True, engine=engine), as_stored=False)
+    if model.weight_bytes is not None or model.checkpoint_bytes is not None:
+        counted = weight_bytes_total(model)
+        loaded = loaded_weight_bytes(model)
+        if counted > 0 and loaded != counted:
+            value = int(math.ceil(value * loaded / counted))
     _PER_GPU_CACHE[key] = (model, engine, value)
     return value
+
+
+_ENGINE_CACHE: dict[tuple[int, int, int], tuple[ModelSpec, GpuType, EngineDefaults, EngineDefaults]] = {}
+
+
+def engine_for(model: ModelSpec, gpu: GpuType, engine: EngineDefaults = VLLM) -> EngineDefaults:
+    """`engine` with the GPU type's and then the model's memory reserves applied (schema
+    EngineReserves: gpu_memory_utilization, activation, non-torch and CUDA-graph bytes); the
+    engine itself when neither sets any. Cached per (model, GPU, engine) object."""
+    layers = [r for r in (getattr(gpu, "reserves", None), getattr(model, "reserves", None)) if r is not None]
+    if not layers:
+        return engine
+    key = (id(model), id(gpu), id(engine))
+    hit = _ENGINE_CACHE.get(key)
+    if hit is not None and hit[0] is model and hit[1] is gpu and hit[2] is engine:
+        return hit[3]
+    upd: dict[str, float | int] = {}
+    for r in layers:
+        if r.gpu_memory_utilization is not None:
+            upd["gpu_memory_utilization"] = float(r.gpu_memory_utilization)
+        if r.activation_bytes is not None:
+            upd["activation_bytes_dense"] = upd["activation_bytes_moe"] = int(r.activation_bytes)
+        for f in ("non_torch_bytes_tp1", "non_torch_bytes_tp_multi", "cuda_graph_bytes"):
+            if getattr(r, f) is not None:
+                upd[f] = int(getattr(r, f))
+    out = replace(engine, **upd)
+    _ENGINE_CACHE[key] = (model, gpu, engine, out)
+    return out
 
 
 def kv_dtype_bytes(model: ModelSpec) -> int:
@@ -362,6 +417,7 @@ def replica_memory(
     context length), the condition under which vLLM starts at all with that --max-model-len.
     """
     _check_tp(tp)
+    engine = engine_for(model, gpu, engine)
     util = engine.gpu_memory_utilization if gpu_memory_utilization is None else gpu_memory_utilization
     if not 0 < util <= 1:
         raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {util}")

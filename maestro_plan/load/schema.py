@@ -36,6 +36,23 @@ class Strict(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
+class EngineReserves(Strict):
+    """Memory the serving engine keeps for itself on each GPU of a replica, overriding the pinned
+    engine defaults (maestro_plan/data/vllm.yaml, which cites where each default comes from).
+    Set per GPU type (`reserves:` in the inventory's gpu_types) and per model (`reserves:` in the
+    model catalogue); a model's value wins over its GPU type's, which wins over the default. Byte
+    figures are per GPU. Use measured values: vLLM's start-up log prints the weights, the
+    activation peak ("torch peak memory increase"), non-torch memory and the CUDA-graph estimate."""
+
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = Field(
+        None, description="vLLM --gpu-memory-utilization of a whole-GPU engine (default 0.92, vLLM >= 0.21.0)"
+    )
+    activation_bytes: NonNegInt | None = Field(None, description="Peak activation memory per GPU, bytes (default 2 GiB dense, 2.5 GiB MoE)")
+    non_torch_bytes_tp1: NonNegInt | None = Field(None, description="Non-torch memory (CUDA context, buffers) per GPU at TP 1, bytes (default 0.3 GiB)")
+    non_torch_bytes_tp_multi: NonNegInt | None = Field(None, description="Non-torch memory per GPU at TP >= 2 (NCCL / all-reduce buffers), bytes (default 2.1 GiB)")
+    cuda_graph_bytes: NonNegInt | None = Field(None, description="CUDA-graph memory per GPU, bytes (default 0.49 GiB)")
+
+
 class GpuType(Strict):
     """Spec-sheet figures of one GPU type. Built-in table: maestro_plan/data/gpus.yaml."""
 
@@ -58,6 +75,7 @@ class GpuType(Strict):
     host_to_gpu_gbps: PosFloat = Field(description="Host-to-device copy bandwidth, GB/s, one direction (PCIe gen x16)")
     tdp_w: NonNegFloat = 0.0
     price_per_gpu_hour: NonNegFloat = Field(description="Default on-demand price, USD per GPU-hour")
+    reserves: EngineReserves | None = Field(None, description="Engine memory reserves on this GPU type (default: the pinned engine's)")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> where the figure comes from")
 
 
@@ -255,7 +273,16 @@ class ModelSpec(Strict):
     max_model_len: PosInt | None = Field(None, description="Context the engine is started with (default: max_position_embeddings)")
     tp_degrees: list[Annotated[int, Field(gt=0, le=64)]] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1)
     params_total: PosInt | None = Field(None, description="Parameter count of the checkpoint, for cross-checking")
-    checkpoint_bytes: PosInt | None = Field(None, description="Sum of the checkpoint's safetensors sizes, bytes")
+    checkpoint_bytes: PosInt | None = Field(
+        None,
+        description="Sum of the checkpoint's safetensors sizes, bytes (the index's total_size). When given, the weights are sized "
+        "from it (quantized checkpoints): the architecture count's split over TP scaled to this total, less the parts vLLM does "
+        "not load (DeepSeek's MTP layer)",
+    )
+    weight_bytes: PosInt | None = Field(
+        None, description="Measured bytes of weights the engine loads, whole model (wins over checkpoint_bytes and the architecture count)"
+    )
+    reserves: EngineReserves | None = Field(None, description="Engine memory reserves for this model (win over its GPU type's and the defaults)")
     source: str = Field("", description="Where the architecture numbers come from (config.json URL and revision)")
 
     @field_validator("tp_degrees")

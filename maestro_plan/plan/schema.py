@@ -130,6 +130,12 @@ class Route(_M):
     rate_rps: float = Field(ge=0)
     network_latency_ms: float = Field(ge=0)
     priority: Literal["interactive", "batch"] = "interactive"
+    request_class: str = Field(
+        "",
+        description="The request class these calls belong to ('workflow/role': each role's calls of a model from a source are a class, "
+        "with its own lengths and budget); '' = all of the pair's calls. `fraction` stays the share of the whole (source, model) demand, "
+        "so a pair's fractions add up to 1 over its classes; `rate_rps` is the class's routed rate.",
+    )
 
 
 class Demand(_M):

@@ -232,7 +232,7 @@ class Simulator:
         out = role.outputs.take()
         u = role.route_u.take()
         self.calls_issued += 1
-        rc = self.fleet.routes.get((q.source, role.model))
+        rc = self.fleet.routes.get((q.source, role.model, f"{q.wf.name}/{role.name}")) or self.fleet.routes.get((q.source, role.model, ""))
         if rc is None:
             self._fail(q, "no_route")
             return

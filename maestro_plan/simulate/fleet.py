@@ -69,7 +69,7 @@ class RouteChoice:
 @dataclass
 class Fleet:
     engines: list[EngineConfig]
-    routes: dict[tuple[str, str], RouteChoice]
+    routes: dict[tuple[str, str, str], RouteChoice]  # (source, model, request class or "")
     notes: list[str] = field(default_factory=list)
 
 
@@ -184,8 +184,8 @@ def build_fleet(plan: Plan, inputs: Inputs, *, plan_file: str | Path | None = No
         if engines[e].model.id != rt.model:
             problems.append(Problem(f"route for model {rt.model!r} goes to a replica of {engines[e].model.id!r}.", pf, f"{where}.model"))
             continue
-        if rt.fraction > 0:
-            grouped.setdefault((rt.source, rt.model), []).append((e, rt.fraction, rt.network_latency_ms))
+        if rt.fraction > 0:  # per request class where the plan routes classes apart ('' = the whole pair)
+            grouped.setdefault((rt.source, rt.model, rt.request_class), []).append((e, rt.fraction, rt.network_latency_ms))
     planned = set(plan.inputs.workflows)
     if planned:
         missing = sorted(w.name for w in inputs.workflows if w.name not in planned)
@@ -201,10 +201,10 @@ def build_fleet(plan: Plan, inputs: Inputs, *, plan_file: str | Path | None = No
     if problems:
         raise InputError(problems=problems)
     shed_of = {(d.source, d.model): d.shed_rps / (d.served_rps + d.shed_rps) for d in plan.demand if d.shed_rps > 0 and d.served_rps + d.shed_rps > 0}
-    routes: dict[tuple[str, str], RouteChoice] = {}
+    routes: dict[tuple[str, str, str], RouteChoice] = {}
     for key, items in sorted(grouped.items()):
         total = sum(f for _, f, _ in items)
-        shed = min(max(shed_of.get(key, 0.0), 0.0), 1.0)
+        shed = min(max(shed_of.get(key[:2], 0.0), 0.0), 1.0)
         acc = shed
         cum = []
         for _, f, _ in items:

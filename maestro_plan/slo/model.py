@@ -48,8 +48,11 @@ class WorkflowTail:
         return self.predicted_ms <= self.target_ms
 
 
-def _replica_mix(plan: Plan) -> dict[str, RequestMix]:
+def _replica_mix(plan: Plan, inputs: Inputs | None = None) -> dict[str, RequestMix]:
+    """Per replica, the rate-weighted mean lengths of what its routes carry: a route of one request
+    class ('workflow/role') at that role's means, a route of the whole pair at the pair's."""
     dem = {(d.source, d.model): d for d in plan.demand}
+    roles = {f"{w.name}/{r.name}": (r.input_tokens.mean_tokens(), r.output_tokens.mean_tokens()) for w in (inputs.workflows if inputs else []) for r in w.roles}
     num_in: dict[str, float] = defaultdict(float)
     num_out: dict[str, float] = defaultdict(float)
     den: dict[str, float] = defaultdict(float)
@@ -57,8 +60,9 @@ def _replica_mix(plan: Plan) -> dict[str, RequestMix]:
         d = dem.get((rt.source, rt.model))
         if d is None or rt.rate_rps <= 0:
             continue
-        num_in[rt.replica] += rt.rate_rps * d.mean_input_tokens
-        num_out[rt.replica] += rt.rate_rps * d.mean_output_tokens
+        mean_in, mean_out = roles.get(rt.request_class, (d.mean_input_tokens, d.mean_output_tokens))
+        num_in[rt.replica] += rt.rate_rps * mean_in
+        num_out[rt.replica] += rt.rate_rps * mean_out
         den[rt.replica] += rt.rate_rps
     return {k: RequestMix(num_in[k] / den[k], num_out[k] / den[k], 1.0) for k in den if den[k] > 0}
 
@@ -69,7 +73,7 @@ class PlanSpeeds:
     def __init__(self, plan: Plan, inputs: Inputs) -> None:
         self.plan = plan
         self.inputs = inputs
-        self.mix = _replica_mix(plan)
+        self.mix = _replica_mix(plan, inputs)
         self.replicas = {r.id: r for r in plan.replicas}
         self.cache: dict[str, CallSpeed | None] = {}
         self.node_gpu = {n: p.gpu_type for c in inputs.inventory.clusters for p in c.node_pools for n in p.node_names}

@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from maestro_plan import __version__
@@ -90,11 +90,18 @@ class _Flows:
     groups: dict[int, list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
     options: dict[int, list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
     served: dict[int, float] = field(default_factory=dict)
+    share: dict[int, float] = field(default_factory=dict)  # demand row -> its class's share of its (source, model) pair
+    arc: dict[tuple[int, int], Any] = field(default_factory=dict)  # (group, demand) -> Arc
 
 
 def _flows(prob: Problem, x: list[float]) -> _Flows:
     out = _Flows()
     v = prob.v
+    pair: dict[tuple[str, str], float] = defaultdict(float)
+    for d in prob.demands:
+        pair[(d.source, d.model)] += d.rate_rps
+    out.share = {d.index: (1.0 if d.rate_rps == pair[(d.source, d.model)] else d.rate_rps / pair[(d.source, d.model)]) for d in prob.demands}
+    out.arc = {(a.group, a.demand): a for a in prob.arcs}
     for d in prob.demands:
         parts = [(ai, max(0.0, x[v.flow[ai]])) for ai in prob.arcs_of_demand.get(d.index, [])]
         sparts = [(ai, max(0.0, x[v.sflow[ai]])) for ai in prob.sarcs_of_demand.get(d.index, [])]
@@ -180,30 +187,55 @@ def _serving_replicas(prob: Problem, per_group: dict[int, list[Placed]], flows: 
         items = per_group[gi]
         gflows = flows.groups.get(gi, [])
         for pl in sorted(items, key=lambda pl: (pl.node, pl.gpu_indices, pl.offset)):
-            rep = _serving_replica(prob, g, pl, gflows, len(items), taken)
+            rep = _serving_replica(prob, g, pl, gflows, len(items), taken, flows)
             gpus.touch(g.pool, pl.node, pl.gpu_indices)
             replicas.append(rep)
             p = prob.pools[g.pool]
             for di, f in gflows:
                 d = prob.demands[di]
                 frac = f / len(items)
-                routes.append(Route(source=d.source, model=d.model, replica=rep.id, fraction=frac, rate_rps=frac * d.rate_rps, network_latency_ms=prob.net[(d.source, p.cluster)], priority=d.priority))  # type: ignore[arg-type]
+                routes.append(Route(source=d.source, model=d.model, replica=rep.id, fraction=frac * flows.share[di], rate_rps=frac * d.rate_rps, network_latency_ms=prob.net[(d.source, p.cluster)], priority=d.priority, request_class=d.cls))  # type: ignore[arg-type]
     return replicas, routes
 
 
-def _serving_replica(prob: Problem, g, pl: Placed, gflows: list[tuple[int, float]], n: int, taken: set[str]) -> Replica:
+def _replica_capacity(g, gflows: list[tuple[int, float]], flows: _Flows, demands) -> tuple[float, int, int]:
+    """(capacity in req/s, concurrency, KV bytes per GPU needed) of one replica of group g at its
+    flows' class shares: the capacity is the harmonic one (load / sum of load / class capacity,
+    additive load), the concurrency and KV the most any one class needs at its capacity (a
+    replica at additive load <= 1 holds sum_c u_c B_c <= max_c B_c sequences). Unloaded: the
+    group's reference capacity."""
+    arcs = [(flows.arc[(g.index, di)], f * demands[di].rate_rps) for di, f in gflows if f > 0 and (g.index, di) in flows.arc]
+    caps = [a.capacity for a, _ in arcs if a.capacity is not None] or [g.capacity]
+    rate = math.fsum(r for _, r in arcs)
+    busy = math.fsum(r / a.capacity.rps for a, r in arcs if a.capacity is not None)
+    rps = rate / busy if rate > 0 and busy > 0 else g.capacity.rps
+    return rps, max(int(c.batch) for c in caps), max(int(c.kv_bytes_per_gpu_needed) for c in caps)
+
+
+def _routed_mix(sc, gflows: list[tuple[int, float]], demands):
+    """The rate-weighted mean mix of a replica's flows (its class envelope when it has none): the
+    latency prediction's mix."""
+    rate = math.fsum(f * demands[di].rate_rps for di, f in gflows)
+    if rate <= 0:
+        return sc.mix
+    mean_in = math.fsum(f * demands[di].rate_rps * demands[di].mix.mean_input for di, f in gflows) / rate
+    mean_out = math.fsum(f * demands[di].rate_rps * demands[di].mix.mean_output for di, f in gflows) / rate
+    return replace(sc.mix, mean_input=mean_in, mean_output=mean_out)
+
+
+def _serving_replica(prob: Problem, g, pl: Placed, gflows: list[tuple[int, float]], n: int, taken: set[str], flows: _Flows) -> Replica:
     """One replica of group g placed at pl, carrying 1/n of the group's flows."""
     demands = prob.demands
     c, p, sc = prob.candidates[g.cand], prob.pools[g.pool], prob.classes[g.cls]
     model, gpu = prob.inputs.models[c.model], prob.inputs.gpu_types[c.gpu_type]
     load_each = math.fsum(f * demands[di].rate_rps for di, f in gflows) / n
-    cap = g.capacity
-    # what the capacity's concurrency needs at the class mix (naive: max_model_len per request,
-    # since the class mix then reserves that much), never less than one max_model_len request
-    kv_bytes = min(max(int(cap.kv_bytes_per_gpu_needed), _kv_min_bytes(c)), c.kv_pool_bytes_per_gpu)
+    cap_rps, batch, kv_need = _replica_capacity(g, gflows, flows, demands)
+    # what the capacity's concurrency needs at the classes' mixes (naive: max_model_len per
+    # request, since the class mix then reserves that much), never less than one max_model_len request
+    kv_bytes = min(max(kv_need, _kv_min_bytes(c)), c.kv_pool_bytes_per_gpu)
     block = VLLM.block_size
     kv_tokens = int(kv_bytes // (c.kv_bytes_per_token_per_gpu * block) * block) if c.kv_bytes_per_token_per_gpu else 0
-    lat = latency_at_load(model, gpu, c.tp, sc.mix, load_each, compute_share=c.compute_share)
+    lat = latency_at_load(model, gpu, c.tp, _routed_mix(sc, gflows, demands), load_each, compute_share=c.compute_share)
     served = sorted({di for di, f in gflows if f > 0})
     prio = "interactive" if any(demands[di].priority == "interactive" for di in served) else ("batch" if served else ("interactive" if c.model in prob.zones_required else "batch"))
     return Replica(
@@ -217,9 +249,9 @@ def _serving_replica(prob: Problem, g, pl: Placed, gflows: list[tuple[int, float
         kv_cache_bytes_per_gpu=kv_bytes,
         overhead_bytes_per_gpu=c.overhead_bytes_per_gpu,
         max_model_len=c.max_model_len,
-        max_num_seqs=max(1, int(cap.batch)),
+        max_num_seqs=max(1, batch),
         kv_tokens=kv_tokens,
-        capacity_rps=float(cap.rps),
+        capacity_rps=float(cap_rps),
         load_rps=0.0,
         latency_budget_ms=float(sc.budget_ms),
         predicted_latency_ms=float(lat) if math.isfinite(lat) else None,
@@ -267,7 +299,7 @@ def _swap_slots(prob: Problem, placed: list[Placed], holds: dict[int, int], flow
             )
             for di, f in of:
                 d = prob.demands[di]
-                routes.append(Route(source=d.source, model=d.model, replica=sid, fraction=f, rate_rps=f * d.rate_rps, network_latency_ms=prob.net[(d.source, p.cluster)], priority=d.priority))  # type: ignore[arg-type]
+                routes.append(Route(source=d.source, model=d.model, replica=sid, fraction=f * flows.share[di], rate_rps=f * d.rate_rps, network_latency_ms=prob.net[(d.source, p.cluster)], priority=d.priority, request_class=d.cls))  # type: ignore[arg-type]
     return replicas, standby, routes
 
 
@@ -298,11 +330,13 @@ def _slot_replica(prob: Problem, t, pl: Placed, big, rid: str, models: list[str]
 
 def _demand(prob: Problem, served: dict[int, float]) -> list[Demand]:
     """Every pair the workloads ask for (zero-rate ones included), with what is served and shed."""
-    by_key = {(d.source, d.model): d for d in prob.demands}
+    rows: dict[tuple[str, str], list] = defaultdict(list)
+    for d in prob.demands:
+        rows[(d.source, d.model)].append(d)
     out: list[Demand] = []
     for md in sorted(prob.demand_model.per_model, key=lambda d: (d.source, d.model)):
-        row = by_key.get((md.source, md.model))
-        sv = md.rate_rps * served[row.index] if row is not None else 0.0
+        mine = rows.get((md.source, md.model), [])
+        sv = md.rate_rps * served[mine[0].index] if len(mine) == 1 else math.fsum(d.rate_rps * served[d.index] for d in mine)
         if prob.settings.objective == "cost":
             sv = md.rate_rps
         out.append(
@@ -355,7 +389,7 @@ def _binding(prob: Problem, replicas: list[Replica], per_group: dict[int, list[P
         g = prob.groups[gi]
         n = len(per_group[gi])
         # f x rate x factor x (1 + headroom), multiplied in this order (plans stay byte-identical)
-        prov = math.fsum(f * demands[di].rate_rps * demands[di].provision_factor * (1 + prob.settings.headroom) for di, f in flows.groups.get(gi, []))
+        prov = math.fsum(f * demands[di].rate_rps * demands[di].provision_factor * (1 + prob.settings.headroom) * flows.arc[(gi, di)].load for di, f in flows.groups.get(gi, []))
         slack = n * g.capacity.rps - prov
         if slack <= 1e-3 * n * g.capacity.rps:
             c = cands[g.cand]
@@ -415,7 +449,7 @@ def build_plan(prob: Problem, x: list[float], *, placed: list[Placed], holds: di
     for r in routes:
         load[r.replica] += r.rate_rps
     replicas = sorted((r.model_copy(update={"load_rps": load.get(r.id, 0.0)}) for r in replicas), key=lambda r: r.id)
-    routes.sort(key=lambda r: (r.source, r.model, r.replica))
+    routes.sort(key=lambda r: (r.source, r.model, r.replica, r.request_class))
     standby.sort(key=lambda s_: (s_.model, s_.node))
     demand = _demand(prob, flows.served)
     info, notes = _solve_info(prob, outcome, demand)

@@ -10,7 +10,8 @@ Decisions (integer unless said otherwise):
   d+/d-     replicas added / removed per (candidate, pool) against --current
 
 Constraints (family names are what explanations and `binding` report):
-  capacity   sum_a x_a rate_d pf_d (1 + headroom) <= cap_g n_g           for every group g
+  capacity   sum_a x_a rate_d pf_d (1 + headroom) / cap_a <= n_g          for every group g
+             (cap_a: the group's candidate serving only demand d's request class)
   demand     sum x + sum s = 1 (cost) or <= 1 (goodput: the rest is shed)   for every demand
   inventory  8 G_p >= sum units n (+ slots);  G_p <= GPUs of p;  and for every power of two t that
              does not divide the node size: sum_{tp >= t} tp n <= nodes x floor(G/t) x t
@@ -25,10 +26,13 @@ Constraints (family names are what explanations and `binding` report):
   standby    k slots per pool <= 1; h <= k; <= 4 models per slot; their weights <= half the node's
              host DRAM; sum s rate pf (1+h) (1/cap + cold start) <= k      (time-shared swap slot)
 
-Capacity of a replica for a class comes from estimate.replica_capacity at the class's engine
-budget and mix: the envelope (largest mean input, mean output and KV unit) of the demands it may
-serve, so that whatever mixture the routing sends, the verifier's capacity (rate-weighted mean mix,
-tightest budget) is at least this one. Peaks: a demand is provisioned at max(rate x (1+headroom),
+Capacity is additive across request classes: a demand row is one request class (a role of a
+(source, model) pair, with its own mix and budget), and cap_a is estimate.replica_capacity (or the
+measured --capacity-table row) for that class's own mix at the group's class budget (the tightest
+budget of the demands the class may serve). Never a mean or envelope mix: with a measured table
+whose throughput is not monotone in length, a mean mix can land in a faster cell than any of its
+classes (Melange's published example). The verifier sums the same way with its own arithmetic.
+Peaks: a demand is provisioned at max(rate x (1+headroom),
 peak rate), i.e. pf = max(1, peak / (rate (1 + headroom))).
 
 Warm standby (hierarchical weight caching, vLLM sleep mode level 1): a swap slot is a GPU slice
@@ -62,6 +66,7 @@ from maestro_plan.estimate import (
     CapacityResult,
     RequestMix,
     compute_demand,
+    engine_for,
     replica_capacity,
     replica_memory,
     weight_bytes_total,
@@ -154,38 +159,27 @@ def network(inputs: Inputs) -> dict[tuple[str, str], float]:
 
 
 def demand_rows(dm, settings: SolveSettings) -> list[DemandRow]:
+    """One row per request class of each (source, model) pair (estimate.DemandClass; a pair
+    without classes is one row), so the classes of one pair are routed, and may be served,
+    apart. A pair with one class keeps the pair's key."""
     rows: list[DemandRow] = []
     for d in sorted(dm.per_model, key=lambda d: (d.model, d.source)):
-        if d.rate_rps <= 0:
-            continue
-        peak = float(getattr(d, "peak_rate_rps", 0.0) or 0.0)
-        pf = max(1.0, peak / (d.rate_rps * (1.0 + settings.headroom))) if peak > 0 else 1.0
-        rows.append(
-            DemandRow(
-                index=len(rows),
-                key=f"{d.source}/{d.model}",
-                source=d.source,
-                model=d.model,
-                rate_rps=float(d.rate_rps),
-                priority=d.priority,
-                budget_ms=float(d.latency_budget_ms),
-                mix=d.mix,
-                roles=tuple(d.roles),
-                shared_prefix=bool(d.shared_prefix),
-                peak_rps=peak,
-                provision_factor=pf,
-            )
-        )
+        classes = tuple(getattr(d, "classes", ()) or ())
+        parts = [(c.name, c.rate_rps, c.priority, c.latency_budget_ms, c.mix, (c.name,), c.shared_prefix, c.peak_rate_rps) for c in classes]
+        if not parts:
+            parts = [("", d.rate_rps, d.priority, d.latency_budget_ms, d.mix, tuple(d.roles), d.shared_prefix, getattr(d, "peak_rate_rps", 0.0))]
+        for name, rate, prio, budget, mix, roles, shared, peak in parts:
+            if rate <= 0:
+                continue
+            peak = float(peak or 0.0)
+            pf = max(1.0, peak / (rate * (1.0 + settings.headroom))) if peak > 0 else 1.0
+            key = f"{d.source}/{d.model}" + (f"/{name}" if len(parts) > 1 else "")
+            rows.append(DemandRow(len(rows), key, d.source, d.model, float(rate), prio, float(budget), mix, roles, bool(shared), peak, pf, name))
     return rows
 
 
 def _is_pow2(n: int) -> bool:
     return n >= 1 and (n & (n - 1)) == 0
-
-
-def _mix_le(a: RequestMix, b: RequestMix) -> bool:
-    eps = 1e-9
-    return a.mean_input <= b.mean_input * (1 + eps) and a.mean_output <= b.mean_output * (1 + eps) and a.kv_tokens_per_request <= b.kv_tokens_per_request * (1 + eps)
 
 
 def _envelope(mixes: list[RequestMix], max_model_len: int) -> RequestMix:
@@ -243,7 +237,7 @@ class _Builder:
                     sizes = SLICE_UNITS if (tp == 1 and self.s.colocation) else (tp * UNITS_PER_GPU,)
                     for units in sizes:
                         f = units / (UNITS_PER_GPU * tp)
-                        frac = self.util * f
+                        frac = engine_for(m, gpu, self.engine).gpu_memory_utilization * f  # the GPU type's / model's reserves
                         mem = replica_memory(m, gpu, tp, gpu_memory_utilization=frac, max_model_len=m.context_len, engine=self.engine)
                         if not mem.fits:
                             break  # smaller slices fit even less
@@ -287,6 +281,12 @@ class _Builder:
 
     # ---------------------------------------------------------------- service classes
     def classes(self, demands: list[DemandRow], clusters: list[str], net) -> list[ServiceClass]:
+        """Engine latency budgets per (model, cluster): class `all` at the tightest budget of every
+        reachable demand (it may serve them all), and, with service_classes, up to
+        MAX_CLASSES_PER_CLUSTER - 1 looser budgets (_budget_levels), each serving the demands whose
+        budget it meets. A class is a budget, not a mix: capacities are per demand class (_capacities),
+        and a replica's load is summed over the classes it serves (add_capacity). The class mix
+        is the envelope of what it serves, for reports only."""
         out: list[ServiceClass] = []
         by_model: dict[str, list[DemandRow]] = defaultdict(list)
         for d in demands:
@@ -300,27 +300,40 @@ class _Builder:
                         continue
                     e = d.budget_ms - 2.0 * net[(d.source, cl)]
                     if e > 0:
-                        reach.append((d, e, _class_mix(d.mix, self.s, L)))
+                        reach.append((d, e))
                 if not reach:
                     continue
-                seen: set[tuple] = set()
-                env = _envelope([mx for _, _, mx in reach], L)
-                bmin = min(e for _, e, _ in reach)
-                specs = [(env, bmin, True)]
-                per_demand = sorted(reach, key=lambda t: (-t[0].rate_rps, t[0].key))[: MAX_CLASSES_PER_CLUSTER - 1] if self.s.service_classes else []
-                for _d, e, mx in per_demand:
-                    specs.append((mx, e, False))
-                for mx, b, is_all in specs:
-                    sig = (mx.mean_input, mx.mean_output, mx.kv_tokens_per_request, round(b, 6))
-                    if sig in seen:
+                budgets = _budget_levels([(d.rate_rps, e) for d, e in reach], MAX_CLASSES_PER_CLUSTER if self.s.service_classes else 1)
+                seen: set[float] = set()
+                for i, b in enumerate(budgets):
+                    if round(b, 6) in seen:
                         continue
-                    seen.add(sig)
-                    served = tuple(sorted(d.index for d, e, dmx in reach if e >= b - 1e-9 and _mix_le(dmx, mx)))
-                    if not served:
-                        continue
-                    tag = "all" if is_all else f"b{b:.0f}"
-                    out.append(ServiceClass(len(out), f"{mid}@{cl}/{tag}/{len(out)}", mid, cl, mx, b, served, is_all))
+                    seen.add(round(b, 6))
+                    served = sorted((d for d, e in reach if e >= b - 1e-9), key=lambda d: d.index)
+                    env = _envelope([_class_mix(d.mix, self.s, L) for d in served], L)
+                    tag = "all" if i == 0 else f"b{b:.0f}"
+                    out.append(ServiceClass(len(out), f"{mid}@{cl}/{tag}/{len(out)}", mid, cl, env, b, tuple(d.index for d in served), i == 0))
         return out
+
+
+def _budget_levels(reach: list[tuple[float, float]], k: int) -> list[float]:
+    """Up to k engine budgets for the classes of one (model, cluster), the tightest first (class
+    `all`, which every reachable demand may use). Each further level is the demand budget that
+    most raises sum_d rate_d x log(level d may use): a demand uses the loosest level within its own
+    budget, and capacity grows with the budget, so levels go where the traffic is and where its
+    budgets are far above the tightest (e.g. a rare 0.6 s role beside 50 s roles of one model)."""
+    levels = [min(e for _, e in reach)]
+    cands = sorted({e for _, e in reach})
+
+    def value(ls: list[float]) -> float:
+        return math.fsum(r * math.log(max(b for b in ls if b <= e + 1e-9)) for r, e in reach)
+
+    while len(levels) < k:
+        best = max(((value(levels + [b]), -b) for b in cands if b not in levels), default=None)
+        if best is None or best[0] <= value(levels) * (1 + 1e-12) + 1e-12:
+            break
+        levels.append(-best[1])
+    return levels
 
 
 def build_problem(inputs: Inputs, settings: SolveSettings, *, demand_model=None, current_plan=None) -> Problem:
@@ -338,7 +351,7 @@ def build_problem(inputs: Inputs, settings: SolveSettings, *, demand_model=None,
     cls_by_model: dict[str, list[ServiceClass]] = defaultdict(list)
     for c in classes:
         cls_by_model[c.model].append(c)
-    caps = _capacities(b, all_cands, cls_by_model)
+    caps = _capacities(b, all_cands, cls_by_model, demands)
     protected, cur_raw = _current_replicas(current_plan)
     usable = [c for c in all_cands if any((c.index, sc.index) in caps for sc in cls_by_model[c.model])]
     dominated = _dominated(usable, caps, cls_by_model, protected)
@@ -372,14 +385,21 @@ def build_problem(inputs: Inputs, settings: SolveSettings, *, demand_model=None,
     return prob
 
 
-def _capacities(b: _Builder, cands: list[Candidate], cls_by_model: dict[str, list[ServiceClass]]) -> dict[tuple[int, int], CapacityResult]:
-    """Capacity of every candidate for every service class of its model (where it has one)."""
-    caps: dict[tuple[int, int], CapacityResult] = {}
+def _capacities(b: _Builder, cands: list[Candidate], cls_by_model: dict[str, list[ServiceClass]], demands: list[DemandRow]) -> dict[tuple[int, int], dict[int, CapacityResult]]:
+    """Capacity of every candidate, per service class of its model, for each demand the class
+    serves: one replica serving only that demand's request class (its own mix, never a mean or
+    envelope mix) at the class's budget. (cand, class) -> {demand: capacity}, where it has any."""
+    caps: dict[tuple[int, int], dict[int, CapacityResult]] = {}
     for cand in cands:
+        L = b.inputs.models[cand.model].context_len
         for sc in cls_by_model[cand.model]:
-            r = b.capacity(cand, sc.mix, sc.budget_ms)
-            if r is not None:
-                caps[(cand.index, sc.index)] = r
+            per: dict[int, CapacityResult] = {}
+            for di in sc.demands:
+                r = b.capacity(cand, _class_mix(demands[di].mix, b.s, L), sc.budget_ms)
+                if r is not None:
+                    per[di] = r
+            if per:
+                caps[(cand.index, sc.index)] = per
     return caps
 
 
@@ -418,19 +438,20 @@ def _dominated(usable: list[Candidate], caps, cls_by_model, protected: set[str])
 
 
 def _dominates(B: Candidate, A: Candidate, caps, scs: list[ServiceClass]) -> bool:
-    """k = A.units / B.units copies of B serve at least what A serves in every class (strictly
-    more somewhere, or k > 1, or a tie broken by key)."""
+    """k = A.units / B.units copies of B serve at least what A serves, for every demand class in
+    every service class (strictly more somewhere, or k > 1, or a tie broken by key)."""
     k = A.units // B.units
     strict = False
     for sc in scs:
-        ca = caps.get((A.index, sc.index))
-        cb = caps.get((B.index, sc.index))
-        va = ca.rps if ca else 0.0
-        vb = k * (cb.rps if cb else 0.0)
-        if vb < va * (1 - 1e-12):
-            return False
-        if vb > va * (1 + 1e-12):
-            strict = True
+        ca = caps.get((A.index, sc.index), {})
+        cb = caps.get((B.index, sc.index), {})
+        for di in sorted(set(ca) | set(cb)):
+            va = ca[di].rps if di in ca else 0.0
+            vb = k * (cb[di].rps if di in cb else 0.0)
+            if vb < va * (1 - 1e-12):
+                return False
+            if vb > va * (1 + 1e-12):
+                strict = True
     return strict or k > 1 or B.key < A.key
 
 
@@ -442,8 +463,9 @@ def _reindex(kept: list[Candidate], caps) -> tuple[list[Candidate], dict[tuple[i
 
 def _groups_and_arcs(candidates, pools, cls_by_model, caps, demands, net) -> tuple[list[Group], list[Arc]]:
     """A group per (candidate, pool of its GPU type, class of the pool's cluster) where the class
-    has capacity (a per-demand class only where it buys CLASS_GAIN over class `all`); an arc per
-    demand the class serves."""
+    has capacity (a looser class only where it buys CLASS_GAIN over class `all` for some demand);
+    an arc per demand the class serves with capacity, carrying that demand class's capacity and
+    its load factor against the group's reference capacity (the smallest of its arcs')."""
     groups: list[Group] = []
     arcs: list[Arc] = []
     for cand in candidates:
@@ -455,20 +477,28 @@ def _groups_and_arcs(candidates, pools, cls_by_model, caps, demands, net) -> tup
                 max_count = min(max_count, p.node_count * (p.gpus_per_node // cand.tp))
             if max_count <= 0:
                 continue
-            base = None
+            base: dict[int, CapacityResult] = {}
             for sc in cls_by_model[cand.model]:
                 if sc.cluster == p.cluster and sc.is_all:
-                    base = caps.get((cand.index, sc.index))
+                    base = caps.get((cand.index, sc.index), {})
             for sc in cls_by_model[cand.model]:
-                cap = caps.get((cand.index, sc.index)) if sc.cluster == p.cluster else None
-                if cap is None or (not sc.is_all and base is not None and cap.rps <= CLASS_GAIN * base.rps):
+                per = caps.get((cand.index, sc.index), {}) if sc.cluster == p.cluster else {}
+                if not per or (not sc.is_all and not _gains(per, base)):
                     continue
-                g = Group(len(groups), f"{cand.key}@{p.key}/{sc.index}", cand.index, p.index, sc.index, cap, max_count)
+                ref = min(per.values(), key=lambda r: r.rps)
+                g = Group(len(groups), f"{cand.key}@{p.key}/{sc.index}", cand.index, p.index, sc.index, ref, max_count)
                 groups.append(g)
                 for di in sc.demands:
-                    d = demands[di]
-                    arcs.append(Arc(len(arcs), di, g.index, net[(d.source, p.cluster)]))
+                    if di in per:
+                        d = demands[di]
+                        arcs.append(Arc(len(arcs), di, g.index, net[(d.source, p.cluster)], per[di], ref.rps / per[di].rps))
     return groups, arcs
+
+
+def _gains(per: dict[int, CapacityResult], base: dict[int, CapacityResult]) -> bool:
+    """A looser class is worth a group where, for some demand it serves, it has CLASS_GAIN times
+    class `all`'s capacity (or class `all` has none)."""
+    return any(di not in base or r.rps > CLASS_GAIN * base[di].rps for di, r in per.items())
 
 
 def _zones_required(models: list[str], demands: list[DemandRow], pools: list[Pool], settings: SolveSettings) -> dict[str, int]:
@@ -551,7 +581,7 @@ def _slot_choice(b: _Builder, p: Pool, rare: list[str], configs) -> tuple[int, i
         if tp > p.gpus_per_node:
             continue
         f = units / (UNITS_PER_GPU * tp)
-        frac = b.util * f
+        frac = engine_for(None, b.inputs.gpu_types[p.gpu_type], b.engine).gpu_memory_utilization * f
         held = [o for o in (_standby_option(b, p, mid, tp, units, frac) for mid in rare) if o is not None]
         if held:
             choices.append((-len(held), units, tp, f, frac, held))
@@ -570,7 +600,8 @@ def _standby_option(b: _Builder, p: Pool, mid: str, tp: int, units: int, frac: f
     m = b.inputs.models[mid]
     if tp not in m.tp_degrees:
         return None
-    residual = engine.non_torch_bytes(tp) + int(getattr(engine, "cuda_graph_bytes", 0))
+    eng = engine_for(m, gpu, engine)
+    residual = eng.non_torch_bytes(tp) + int(getattr(eng, "cuda_graph_bytes", 0))
     mk = (mid, gpu.id, tp, units)
     if mk not in b.mem_cache:
         b.mem_cache[mk] = replica_memory(m, gpu, tp, gpu_memory_utilization=frac, max_model_len=m.context_len, engine=engine)
@@ -769,7 +800,10 @@ def _part(prob: Problem, sc: Scope) -> _Part:
         per_model: dict[str, int] = defaultdict(int)
         for d in demands:
             per_model[d.model] += 1
-        aggregated = {m for m, k in per_model.items() if k <= MAX_AGGREGATE_DEMANDS}
+        # Gale's condition (routing_rows) is exact only where every arc of the model has load
+        # factor 1 (one capacity per group); models with per-class capacities keep their flows
+        mixed = {cands[prob.groups[a.group].cand].model for a in arcs if a.load != 1.0}
+        aggregated = {m for m, k in per_model.items() if k <= MAX_AGGREGATE_DEMANDS and m not in mixed}
     return _Part(prob, sc, LinearModel(), Vars(), groups, demands, arcs, options, sarcs, slot_types, used_pools, aggregated)
 
 
@@ -803,14 +837,17 @@ def add_routing(part: _Part) -> None:
 
 
 def add_capacity(part: _Part) -> None:
-    """capacity: provisioned load routed to a group <= its capacity x replicas; linking cuts."""
+    """capacity: additive load per group, sum over its arcs of provisioned load / capacity of the
+    arc's demand class <= replicas, written in req/s of the group's reference capacity (each arc's
+    coefficient scaled by its load factor, Arc.load); linking cuts."""
     prob, lm, v = part.prob, part.lm, part.v
     for g in part.groups:
         if part.model_of(g) in part.aggregated:
             continue
         terms = {v.n[g.index]: -g.capacity.rps}
         for ai in prob.arcs_of_group.get(g.index, []):
-            terms[v.flow[ai]] = prob.demands[prob.arcs[ai].demand].provisioned_rps(part.headroom)
+            a = prob.arcs[ai]
+            terms[v.flow[ai]] = prob.demands[a.demand].provisioned_rps(part.headroom) * a.load
         lm.le(f"capacity[{g.key}]", Family.CAPACITY, terms, 0.0, key=("group", g.index))
         # linking cut (fixed-charge flow strengthening): any traffic on a group needs a replica,
         # x_a <= n_g (x_a <= 1); valid, and tight in the LP where a small demand uses a group

@@ -184,8 +184,8 @@ def _serve(prob: Problem, st: _State, d, spare, covered) -> bool:
     for ai in arcs:
         gi = prob.arcs[ai].group
         if spare[gi] > 1e-12 and rem > 1e-12:
-            take = min(rem, spare[gi] / need)
-            spare[gi] -= take * need
+            take = min(rem, spare[gi] / (need * prob.arcs[ai].load))
+            spare[gi] -= take * need * prob.arcs[ai].load
             rem -= take
     while rem > 1e-9:
         best = None
@@ -197,20 +197,20 @@ def _serve(prob: Problem, st: _State, d, spare, covered) -> bool:
                 continue
             c = prob.candidates[g.cand]
             p = prob.pools[g.pool]
-            useful = min(g.capacity.rps, rem * need)
+            useful = min(g.capacity.rps / a.load, rem * need)
             new_zone = 0 if (want_zone and p.failure_domain not in covered[d.model]) else 1
             score = (new_zone, p.price_per_gpu_hour * c.units / UNITS_PER_GPU / useful, a.net_ms, g.key)
             if best is None or score < best[0]:
-                best = (score, g.index)
+                best = (score, g.index, a.load)
         if best is None:
             return False
-        gi = best[1]
+        gi, load = best[1], best[2]
         st.add(gi)
         covered[d.model].add(prob.pools[prob.groups[gi].pool].failure_domain)
         spare[gi] += prob.groups[gi].capacity.rps
         # the new replica may also serve this demand's other arcs into the same group: just fill
-        take = min(rem, spare[gi] / need)
-        spare[gi] -= take * need
+        take = min(rem, spare[gi] / (need * load))
+        spare[gi] -= take * need * load
         rem -= take
     return True
 
@@ -352,7 +352,7 @@ def cpsat_hint(prob: Problem, values: list[float] | None) -> list[float] | None:
             vi = v.flow[a.index]
             steps[vi] = math.floor(max(0.0, x[vi]) * R + 1e-9)
             d = prob.demands[a.demand]
-            room[a.group] -= steps[vi] / R * d.rate_rps * d.provision_factor * (1 + h)
+            room[a.group] -= steps[vi] / R * d.rate_rps * d.provision_factor * (1 + h) * a.load
         for a in prob.standby_arcs:
             vi = v.sflow[a.index]
             steps[vi] = math.floor(max(0.0, x[vi]) * R + 1e-9)
@@ -366,11 +366,11 @@ def cpsat_hint(prob: Problem, values: list[float] | None) -> list[float] | None:
                 for ai in sorted(arcs, key=lambda ai: (-room[prob.arcs[ai].group], ai)):
                     if short <= 0:
                         break
-                    g = prob.arcs[ai].group
-                    k = min(short, int(room[g] // per_step)) if per_step > 0 else short
+                    g, unit = prob.arcs[ai].group, per_step * prob.arcs[ai].load
+                    k = min(short, int(room[g] // unit)) if unit > 0 else short
                     if k > 0:
                         steps[v.flow[ai]] += k
-                        room[g] -= k * per_step
+                        room[g] -= k * unit
                         short -= k
                 if short > 0:
                     ok = False

@@ -8,17 +8,20 @@ of identical GPUs therefore adds bounds, not variables.
 Objects (all frozen, all indexed by position; keys are human-readable and sorted):
 
 - Pool: one node pool (identical nodes, one GPU type, one zone) of one cluster.
-- DemandRow: one (source, model) pair of the demand model (estimate.compute_demand).
+- DemandRow: one request class of a (source, model) pair of the demand model (estimate.compute_demand).
 - Candidate: a replica configuration. `units` is its size in 1/UNITS_PER_GPU of a GPU: tp x 8 for
   whole GPUs, or 4, 2, 1 for a half, quarter, eighth of one GPU (co-located small models; tp 1 only).
   A slice of fraction f gets f x gpu_memory_utilization x HBM (vLLM's per-instance
   --gpu-memory-utilization, so co-located engines add up to the engine default) and compute share f.
-- ServiceClass: what a replica group promises: a request mix and an engine latency budget (the
-  per-call budget minus the network round trip). Class `all` of a (model, cluster) uses the
-  envelope of every reachable demand's mix and the tightest budget, so it may serve all of them;
-  per-demand classes serve only demands they cover and exist where they buy capacity.
-- Group: (candidate, pool, class) with its capacity at that class -> one integer variable.
-- Arc: (demand, group) -> one continuous routing variable (fraction of that demand).
+- ServiceClass: what a replica group promises: an engine latency budget (the per-call budget
+  minus the network round trip). Class `all` of a (model, cluster) runs at the tightest budget of
+  every reachable demand, so it may serve all of them; looser classes serve only the demands whose
+  budget they meet and exist where they buy capacity. A class is a budget, not a mix: each demand
+  row is one request class (role) with its own mix, and a replica's load is summed over them.
+- Group: (candidate, pool, class) with a reference capacity (the smallest of its arcs') -> one
+  integer variable.
+- Arc: (demand, group) with the capacity for that demand's class -> one continuous routing
+  variable (fraction of that demand).
 - SlotType / StandbyOption / StandbyArc: warm standby (see formulate.py).
 """
 
@@ -99,6 +102,7 @@ class DemandRow:
     shared_prefix: bool
     peak_rps: float
     provision_factor: float  # >= 1: provisioned load = rate x factor x (1 + headroom)
+    cls: str = ""  # request class (estimate.DemandClass name, "workflow/role"); "" = the whole pair
 
     def provisioned_rps(self, headroom: float) -> float:
         """The load replicas are sized for: rate x provision_factor x (1 + headroom)."""
@@ -155,10 +159,17 @@ class Group:
 
 @dataclass(frozen=True)
 class Arc:
+    """Demand -> group. `capacity`: one replica of the group serving only this demand's class (its
+    mix, at the group's class budget); `load` = group reference capacity / that, so the capacity
+    row sum_a x_a provisioned_a load_a <= cap_g n_g is sum_a (routed / capacity of its class) <= n_g
+    (additive load across the classes a replica serves)."""
+
     index: int
     demand: int
     group: int
     net_ms: float
+    capacity: CapacityResult | None = None
+    load: float = 1.0
 
 
 @dataclass(frozen=True)

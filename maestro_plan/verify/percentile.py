@@ -89,13 +89,16 @@ class _CallModel:
         self.inputs, self.est = inputs, est
         self.reps = {r.id: r for r in plan.replicas}
         dem = {(d.source, d.model): d for d in plan.demand}
+        roles = {f"{w.name}/{r.name}": (r.input_tokens.mean_tokens(), r.output_tokens.mean_tokens()) for w in inputs.workflows for r in w.roles}
         acc: dict[str, list[float]] = {}
         for rt in plan.routes:
             d = dem.get((rt.source, rt.model))
             if d is not None and rt.rate_rps > 0:
+                # a route of one request class (a role) at that role's mean lengths, of the whole pair at the pair's
+                mean_in, mean_out = roles.get(rt.request_class, (d.mean_input_tokens, d.mean_output_tokens))
                 a = acc.setdefault(rt.replica, [0.0, 0.0, 0.0])
-                a[0] += rt.rate_rps * d.mean_input_tokens
-                a[1] += rt.rate_rps * d.mean_output_tokens
+                a[0] += rt.rate_rps * mean_in
+                a[1] += rt.rate_rps * mean_out
                 a[2] += rt.rate_rps
         self.mean = {k: (v[0] / v[2], v[1] / v[2]) for k, v in acc.items() if v[2] > 0}
         self.cache: dict[str, tuple[float, Callable[[np.ndarray], np.ndarray]] | None] = {}

@@ -135,6 +135,28 @@ class _Node:
     price: float
 
 
+@dataclass(frozen=True)
+class _Class:
+    """One request class of a (source, model) pair as the verifier recomputes it from the
+    workloads (estimate.compute_demand's per-role classes; the pair itself when it has none)."""
+
+    source: str
+    model: str
+    name: str
+    rate_rps: float
+    priority: str
+    latency_budget_ms: float
+    mix: Any
+    peak_rate_rps: float
+
+
+def _classes_of(d: Any) -> dict[str, _Class]:
+    out = {c.name: _Class(d.source, d.model, c.name, float(c.rate_rps), c.priority, float(c.latency_budget_ms), c.mix, float(c.peak_rate_rps or 0.0)) for c in getattr(d, "classes", ()) or ()}
+    if not out:
+        out[""] = _Class(d.source, d.model, "", float(d.rate_rps), d.priority, float(d.latency_budget_ms), d.mix, float(getattr(d, "peak_rate_rps", 0.0) or 0.0))
+    return out
+
+
 @dataclass
 class _Verifier:
     plan: Plan
@@ -188,6 +210,7 @@ class _Verifier:
         scale = {r.workflow: r.slowdown_scale for r in self.plan.slo if r.slowdown_scale != 1.0}
         dm = est.compute_demand(self.inputs, percentile=self.plan.settings.length_percentile, slowdown_scale=scale)
         self.demand = {(d.source, d.model): d for d in dm.per_model}
+        self.classes = {key: _classes_of(d) for key, d in self.demand.items()}
         self.check_demand()
         loads, mixes_in = self.check_routing()
         self.check_capacity_and_slo(loads, mixes_in)
@@ -309,7 +332,8 @@ class _Verifier:
     # ---- memory and compute per GPU and per engine ------------------------------------------
     def check_memory_compute(self) -> None:
         est = self.est
-        util_cap = float(est.VLLM.gpu_memory_utilization)
+        util_default = float(est.VLLM.gpu_memory_utilization)
+        util_of: dict[tuple[str, int], float] = {}  # per GPU: the largest memory utilization its engines may take (reserves)
         frac: dict[tuple[str, int], float] = defaultdict(float)
         share: dict[tuple[str, int], float] = defaultdict(float)
         engines: dict[tuple[str, int], list[str]] = defaultdict(list)
@@ -318,8 +342,10 @@ class _Verifier:
             if mg is None:
                 continue
             model, gpu, node = mg
+            util = float(est.engine_for(model, gpu).gpu_memory_utilization)
             for nd in _nodes_of(r):
                 for i in r.gpu_indices:
+                    util_of[(nd, i)] = max(util_of.get((nd, i), 0.0), util)
                     frac[(nd, i)] += r.memory_fraction
                     share[(nd, i)] += r.compute_share
                     engines[(nd, i)].append(r.id)
@@ -362,8 +388,9 @@ class _Verifier:
         for key in sorted(frac):
             node, idx = key
             self.check("memory")
+            util_cap = util_of.get(key, util_default)
             if frac[key] > util_cap + REL_TOL:
-                self.fail("memory", f"{node} GPU {idx}", f"memory fractions of {len(engines[key])} engines ({', '.join(engines[key])}) add up to {frac[key]:.4f}, over the engine default {util_cap:g}", amount=frac[key] - util_cap, unit="of HBM")
+                self.fail("memory", f"{node} GPU {idx}", f"memory fractions of {len(engines[key])} engines ({', '.join(engines[key])}) add up to {frac[key]:.4f}, over the engines' gpu_memory_utilization {util_cap:g} (engine default or the GPU type's / model's reserves)", amount=frac[key] - util_cap, unit="of HBM")
             self.check("compute")
             if share[key] > 1.0 + REL_TOL:
                 self.fail("compute", f"{node} GPU {idx}", f"compute shares of {len(engines[key])} engines ({', '.join(engines[key])}) add up to {share[key]:.4f} > 1", amount=share[key] - 1.0, unit="GPU")
@@ -413,19 +440,38 @@ class _Verifier:
                 self.fail("demand", f"{key[0]} -> {key[1]}", f"plan has demand {d.rate_rps:.6g} req/s the workloads do not ask for", amount=d.rate_rps, unit="req/s")
 
     # ---- routing ---------------------------------------------------------------------------
+    def _route_items(self, rt: Any, subj: str) -> list[tuple[_Class, float]]:
+        """The (class, rate) parts of a route: its request class, or, for a route of the whole
+        pair (request_class ''), each class of the pair at its share of the pair's rate (a route
+        of the whole pair carries the pair's mixture of classes)."""
+        d = self.demand.get((rt.source, rt.model))
+        if d is None:
+            return []
+        classes = self.classes[(rt.source, rt.model)]
+        if rt.request_class:
+            self.check("routing")
+            if rt.request_class not in classes:
+                self.fail("routing", subj, f"request class '{rt.request_class}' is not one of the pair's classes ({', '.join(sorted(c for c in classes if c)) or 'none'})", amount=rt.rate_rps, unit="req/s")
+                return []
+            return [(classes[rt.request_class], rt.rate_rps)]
+        total = math.fsum(c.rate_rps for c in classes.values())
+        return [(c, rt.rate_rps * c.rate_rps / total) for _, c in sorted(classes.items()) if total > 0 and c.rate_rps > 0]
+
     def check_routing(self) -> tuple[dict[str, float], dict[str, list[tuple[Any, float, float]]]]:
-        """Returns the load per replica and, per replica, (demand, rate, network ms) routed to it."""
+        """Returns the load per replica and, per replica, (request class, rate, network ms) routed to it."""
         standby = {f"{STANDBY_PREFIX}{s.model}@{s.node}": s for s in self.plan.standby}
         frac_sum: dict[tuple[str, str], float] = defaultdict(float)
         rate_sum: dict[tuple[str, str], float] = defaultdict(float)
         loads: dict[str, float] = defaultdict(float)
         routed: dict[str, list[tuple[Any, float, float]]] = defaultdict(list)
-        self.standby_routes: list[tuple[Any, Any, float]] = []
+        self.standby_routes: list[tuple[Any, Any, float, list[tuple[_Class, float]]]] = []
+        class_sum: dict[tuple[str, str, str], float] = defaultdict(float)
         for rt in self.plan.routes:
             key = (rt.source, rt.model)
-            subj = f"{rt.source} -> {rt.model} -> {rt.replica}"
+            subj = f"{rt.source} -> {rt.model} -> {rt.replica}" + (f" [{rt.request_class}]" if rt.request_class else "")
             frac_sum[key] += rt.fraction
             rate_sum[key] += rt.rate_rps
+            class_sum[(rt.source, rt.model, rt.request_class)] += rt.rate_rps
             d = self.demand.get(key)
             self.check("routing")
             if d is None:
@@ -458,10 +504,11 @@ class _Verifier:
             if not _close(rt.network_latency_ms, net, abs_tol=1e-6):
                 self.fail("routing", subj, f"plan says network latency {rt.network_latency_ms:g} ms, the inventory link says {net:g} ms", amount=rt.network_latency_ms - net, unit="ms")
             if d is not None:
+                parts = self._route_items(rt, subj)
                 if rt.replica in self.replicas:
-                    routed[rt.replica].append((d, rt.rate_rps, net))
+                    routed[rt.replica].extend((c, rate, net) for c, rate in parts)
                 else:
-                    self.standby_routes.append((rt, standby[rt.replica], net))
+                    self.standby_routes.append((rt, standby[rt.replica], net, parts))
         goodput = self.plan.settings.objective == "goodput"
         for key, d in sorted(self.demand.items()):
             subj = f"{key[0]} -> {key[1]}"
@@ -477,11 +524,23 @@ class _Verifier:
             self.check("routing")
             if pd is not None and not _close(rate_sum.get(key, 0.0), pd.served_rps, abs_tol=REL_TOL):
                 self.fail("routing", subj, f"routed {rate_sum.get(key, 0.0):.6g} req/s but the plan says {pd.served_rps:.6g} req/s are served", amount=rate_sum.get(key, 0.0) - pd.served_rps, unit="req/s")
+        self._check_class_sums(class_sum)
         for r in self.plan.replicas:
             self.check("consistency")
             if not _close(r.load_rps, loads.get(r.id, 0.0), abs_tol=1e-9):
                 self.fail("consistency", r.id, f"plan says load {r.load_rps:.6g} req/s, routes send {loads.get(r.id, 0.0):.6g} req/s", amount=loads.get(r.id, 0.0) - r.load_rps, unit="req/s")
         return loads, routed
+
+    def _check_class_sums(self, class_sum: dict[tuple[str, str, str], float]) -> None:
+        """Routes of a request class carry that class's rate (cost: all of it; goodput: at most)."""
+        goodput = self.plan.settings.objective == "goodput"
+        for (src, model, name), rate in sorted(class_sum.items()):
+            c = self.classes.get((src, model), {}).get(name) if name else None
+            if c is None:
+                continue
+            self.check("routing")
+            if rate > c.rate_rps * (1.0 + REL_TOL) + 1e-12 or (not goodput and not _close(rate, c.rate_rps, abs_tol=1e-9)):
+                self.fail("routing", f"{src} -> {model} [{name}]", f"routes of this request class carry {rate:.6g} req/s, the class asks {c.rate_rps:.6g} req/s", amount=rate - c.rate_rps, unit="req/s")
 
     # ---- capacity per replica, latency per route --------------------------------------------
     def _mix(self, model: ModelSpec, routed: list[tuple[Any, float, float]], max_model_len: int) -> Any:
@@ -498,8 +557,33 @@ class _Verifier:
         kv = max(d.mix.kv_tokens_per_request for d, _ in weights)
         return est.RequestMix(mean_input=mean_in, mean_output=mean_out, kv_tokens_per_request=kv, max_model_len=max_model_len)
 
-    def check_capacity_and_slo(self, loads: dict[str, float], routed: dict[str, list[tuple[Any, float, float]]]) -> None:
+    def _class_capacities(self, r: Replica, model: ModelSpec, gpu: GpuType, items: list[tuple[Any, float, float]], budget: float) -> dict[tuple[str, str, str], Any] | str:
+        """Capacity of replica r for each request class routed to it, at the replica's engine
+        budget and each class's own mix (KV unit capped at the replica's max_model_len); a
+        message when the estimator refuses or a class cannot be served at all."""
         est = self.est
+        out: dict[tuple[str, str, str], Any] = {}
+        for c, _rate, _net in items:
+            key = (c.source, c.model, c.name)
+            if key in out:
+                continue
+            mix = est.RequestMix(mean_input=c.mix.mean_input, mean_output=c.mix.mean_output, kv_tokens_per_request=min(c.mix.kv_tokens_per_request, float(r.max_model_len)) if self.plan.settings.kv_reservation != "naive" else float(r.max_model_len), max_model_len=r.max_model_len)
+            try:
+                cap = est.replica_capacity(model, gpu, r.tp, mix, latency_budget_ms=budget, kv_pool_bytes_per_gpu=r.kv_cache_bytes_per_gpu, compute_share=r.compute_share, table=self.table)
+            except ValueError as e:  # the estimator refuses the configuration itself
+                return f"the estimator cannot evaluate this replica: {e}"
+            if cap is None or cap.rps <= 0:
+                what = f"class '{c.name}' of {c.source} -> {c.model}" if c.name else f"{c.source} -> {c.model}"
+                return f"cannot serve {what} within a {budget:.6g} ms per-call budget at any load on {r.tp} x {gpu.id} with compute share {r.compute_share:g} and its KV pool"
+            out[key] = cap
+        return out
+
+    def check_capacity_and_slo(self, loads: dict[str, float], routed: dict[str, list[tuple[Any, float, float]]]) -> None:
+        """Additive load per replica: the sum over the request classes routed to it of provisioned
+        rate / the replica's capacity for that class alone (its own mix, at the replica's engine
+        budget: the tightest per-call budget minus round trip of what it serves) must be <= 1.
+        Never a mean mix: with a measured table whose throughput is not monotone in length, the
+        mean of two classes can fall in a faster cell than either."""
         h = self.plan.settings.headroom
         for r in self.plan.replicas:
             mg = self._model_gpu(r)
@@ -510,8 +594,6 @@ class _Verifier:
             load = loads.get(r.id, 0.0)
             if not items:
                 continue  # no traffic: nothing to serve (an idle replica costs money, not correctness)
-            mix = self._mix(model, items, r.max_model_len)
-            # the engine's own latency budget: the tightest per-call budget minus the round trip
             budget = min(d.latency_budget_ms - 2.0 * net for d, _, net in items)
             self.check("capacity")
             if budget <= 0:
@@ -521,39 +603,42 @@ class _Verifier:
             if r.compute_share <= 0:
                 self.fail("capacity", r.id, f"has no compute share but serves {load:.6g} req/s", amount=load, unit="req/s")
                 continue
-            try:
-                cap = est.replica_capacity(model, gpu, r.tp, mix, latency_budget_ms=budget, kv_pool_bytes_per_gpu=r.kv_cache_bytes_per_gpu, compute_share=r.compute_share, table=self.table)
-            except ValueError as e:  # the estimator refuses the configuration itself
-                self.fail("capacity", r.id, f"the estimator cannot evaluate this replica: {e}", amount=load, unit="req/s")
+            caps = self._class_capacities(r, model, gpu, items, budget)
+            if isinstance(caps, str):
+                self.fail("capacity", r.id, f"{caps}; it serves {load:.6g} req/s", amount=load, unit="req/s")
                 continue
-            if cap is None or cap.rps <= 0:
-                self.fail("capacity", r.id, f"cannot meet a {budget:.6g} ms per-call budget at any load on {r.tp} x {gpu.id} with compute share {r.compute_share:g} and its KV pool; it serves {load:.6g} req/s", amount=load, unit="req/s")
-                continue
-            # provisioned load: each routed share at rate x (1 + headroom), or its share of the
-            # demand's peak rate (arrival rate x peak_to_mean) where that is higher
-            need = math.fsum(max(rate * (1.0 + h), float(getattr(d, "peak_rate_rps", 0.0) or 0.0) * (rate / d.rate_rps if d.rate_rps > 0 else 0.0)) for d, rate, _ in items)
-            if need > cap.rps * (1.0 + REL_TOL) + 1e-12:
-                peaky = need > load * (1.0 + h) * (1.0 + REL_TOL)
-                why = f"provisioned load {need:.6g} req/s (load {load:.6g} req/s with headroom {h:g}" + (" and peak rates" if peaky else "") + ")"
-                self.fail("capacity", r.id, f"{why} exceeds the recomputed capacity {cap.rps:.6g} req/s", amount=(need - cap.rps) / (1.0 + h), unit="req/s")
+            # provisioned load of each routed share: rate x (1 + headroom), or its share of the
+            # class's peak rate (arrival rate x peak_to_mean) where that is higher
+            busy = served = 0.0
+            for c, rate, _net in items:
+                need = max(rate * (1.0 + h), c.peak_rate_rps * (rate / c.rate_rps if c.rate_rps > 0 else 0.0))
+                busy += need / caps[(c.source, c.model, c.name)].rps
+                served += rate / caps[(c.source, c.model, c.name)].rps
+            eff = load / served if served > 0 else math.inf  # the replica's capacity at this class mix (harmonic)
+            if busy > 1.0 + REL_TOL:
+                self.fail("capacity", r.id, f"additive load {busy:.6g} > 1: the provisioned rate of each request class routed to it (load {load:.6g} req/s, headroom {h:g}, peaks) over its recomputed capacity for that class, summed over {len(caps)} class(es)", amount=(busy - 1.0) * eff, unit="req/s")
             self.check("consistency")
-            if r.capacity_rps > cap.rps * 1.02 + 1e-9:
-                self.fail("consistency", r.id, f"plan claims capacity {r.capacity_rps:.6g} req/s, recomputed {cap.rps:.6g} req/s for the traffic routed to it", amount=r.capacity_rps - cap.rps, unit="req/s")
-            if cap.source == "measured":
-                # a measured cell: at most its latency at any load up to its rate (checked above)
-                lat = cap.latency_ms
-            else:
-                lat = est.latency_at_load(model, gpu, r.tp, mix, load, compute_share=r.compute_share)
-            # Little's law: the engine must admit the sequences in flight at its load
-            self.check("capacity")
-            in_flight = load * lat / 1000.0 if math.isfinite(lat) else math.inf
-            if r.max_num_seqs + 1 < in_flight:
-                self.fail("capacity", r.id, f"--max-num-seqs {r.max_num_seqs} admits fewer sequences than the {in_flight:.1f} in flight at {load:.6g} req/s x {lat:.6g} ms", amount=in_flight - r.max_num_seqs, unit="sequences")
-            for d, _rate, net in items:
-                self.check("slo")
-                total = lat + 2.0 * net
-                if not math.isfinite(total) or total > d.latency_budget_ms * (1.0 + REL_TOL):
-                    self.fail("slo", f"{d.source} -> {r.id}", f"per-call latency {lat:.6g} ms at {load:.6g} req/s + 2 x {net:g} ms network = {total:.6g} ms exceeds the budget {d.latency_budget_ms:.6g} ms", amount=(total - d.latency_budget_ms) if math.isfinite(total) else float("inf"), unit="ms")
+            if r.capacity_rps > eff * 1.02 + 1e-9:
+                self.fail("consistency", r.id, f"plan claims capacity {r.capacity_rps:.6g} req/s, recomputed {eff:.6g} req/s for the classes routed to it", amount=r.capacity_rps - eff, unit="req/s")
+            self._check_latency(r, model, gpu, items, load, list(caps.values()))
+
+    def _check_latency(self, r: Replica, model: ModelSpec, gpu: GpuType, items: list[tuple[Any, float, float]], load: float, caps: list[Any]) -> None:
+        """Sequences in flight (Little's law) and the per-call latency of every route."""
+        est = self.est
+        if all(c.source == "measured" for c in caps):
+            # measured cells: at most their latency at any load up to their rate (checked above)
+            lat = max(c.latency_ms for c in caps)
+        else:
+            lat = est.latency_at_load(model, gpu, r.tp, self._mix(model, items, r.max_model_len), load, compute_share=r.compute_share)
+        self.check("capacity")
+        in_flight = load * lat / 1000.0 if math.isfinite(lat) else math.inf
+        if r.max_num_seqs + 1 < in_flight:
+            self.fail("capacity", r.id, f"--max-num-seqs {r.max_num_seqs} admits fewer sequences than the {in_flight:.1f} in flight at {load:.6g} req/s x {lat:.6g} ms", amount=in_flight - r.max_num_seqs, unit="sequences")
+        for d, _rate, net in items:
+            self.check("slo")
+            total = lat + 2.0 * net
+            if not math.isfinite(total) or total > d.latency_budget_ms * (1.0 + REL_TOL):
+                self.fail("slo", f"{d.source} -> {r.id}", f"per-call latency {lat:.6g} ms at {load:.6g} req/s + 2 x {net:g} ms network = {total:.6g} ms exceeds the budget {d.latency_budget_ms:.6g} ms", amount=(total - d.latency_budget_ms) if math.isfinite(total) else float("inf"), unit="ms")
 
     # ---- warm standby in host DRAM -----------------------------------------------------------
     def check_standby(self) -> None:
@@ -588,18 +673,22 @@ class _Verifier:
             self.check("memory")
             if total > cap:
                 self.fail("memory", f"{node_name} host DRAM", f"standby weights of {', '.join(m for m, _ in items)} take {total / GIB:.2f} GiB, the node has {node.pool.host_dram_gib:g} GiB", amount=(total - cap) / GIB, unit="GiB")
-        for rt, s, net in self.standby_routes:
-            self.check("slo")
-            d = self.demand[(rt.source, rt.model)]
-            if d.priority == "batch":
-                continue  # batch work may wait for a cold start
-            node = self.nodes.get(s.node)
-            model = self.inputs.models.get(s.model)
-            if node is None or model is None:
-                continue
-            cold_ms = max(s.cold_start_ms, int(est.weight_bytes_total(model)) / (node.gpu.host_to_gpu_gbps * 1e9) * 1000.0)
-            if cold_ms + 2.0 * net > d.latency_budget_ms * (1.0 + REL_TOL):
-                self.fail("slo", f"{rt.source} -> {rt.replica}", f"interactive traffic sent to a standby whose cold start {cold_ms:.6g} ms + 2 x {net:g} ms network exceeds the budget {d.latency_budget_ms:.6g} ms", amount=cold_ms + 2 * net - d.latency_budget_ms, unit="ms")
+        for rt, s, net, parts in self.standby_routes:
+            for d, _rate in parts:
+                self._check_standby_slo(rt, s, net, d)
+
+    def _check_standby_slo(self, rt: Any, s: Any, net: float, d: _Class) -> None:
+        est = self.est
+        self.check("slo")
+        if d.priority == "batch":
+            return  # batch work may wait for a cold start
+        node = self.nodes.get(s.node)
+        model = self.inputs.models.get(s.model)
+        if node is None or model is None:
+            return
+        cold_ms = max(s.cold_start_ms, int(est.weight_bytes_total(model)) / (node.gpu.host_to_gpu_gbps * 1e9) * 1000.0)
+        if cold_ms + 2.0 * net > d.latency_budget_ms * (1.0 + REL_TOL):
+            self.fail("slo", f"{rt.source} -> {rt.replica}", f"interactive traffic sent to a standby whose cold start {cold_ms:.6g} ms + 2 x {net:g} ms network exceeds the budget {d.latency_budget_ms:.6g} ms", amount=cold_ms + 2 * net - d.latency_budget_ms, unit="ms")
 
     # ---- failure domains ------------------------------------------------------------------
     def check_zones(self) -> None:
