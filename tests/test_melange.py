@@ -35,6 +35,15 @@ def test_plan_costs_exactly_the_continuous_routing_optimum(tmp_path: Path, lengt
         routed[rt.request_class] = routed.get(rt.request_class, 0.0) + rt.rate_rps
     assert routed == pytest.approx(classes)
     assert sum(rt.fraction for rt in plan.routes) == pytest.approx(1.0)
+    # two classes of one (source, model) pair on different GPU types: the A10Gs take short-output
+    # long-input calls (Melange's cheapest offload, 5 req/s per A10G), some class stays on A100s
+    gpu = {r.id: r.gpu_type for r in plan.replicas}
+    types: dict[str, set[str]] = {}
+    for rt in plan.routes:
+        types.setdefault(rt.request_class, set()).add(gpu[rt.replica])
+    assert "a10g" in types["melange/in100-out25"] and any(t == {"a100-80gb"} for t in types.values())
+    if headroom == 0.0:  # the unique optimum: 1 A10G carries 5 req/s of that class and nothing else
+        assert {c for c, t in types.items() if "a10g" in t} == {"melange/in100-out25"}
 
 
 def _one_a100(plan: Plan, *, pair_routes: bool) -> Plan:
@@ -67,3 +76,29 @@ def test_verifier_refuses_the_mean_mix_plan(tmp_path: Path, pair_routes: bool) -
     # the A100 carries 1.125 A100s of work at these classes' own cells, x 1.2 headroom
     over = [v for v in rep.violations if v.constraint == "capacity" and "additive load" in v.detail]
     assert over and all("1.35" in v.detail for v in over), [v.render() for v in over]
+
+
+def test_routing_json_carries_the_classes(tmp_path: Path) -> None:
+    """routing.json: per pair one entry per replica (weights: the classes' sum) and `classes` with
+    each class's replicas, valid against the shipped schema; every role names its class."""
+    import json
+
+    import jsonschema
+
+    from maestro_plan.emit.routing import build_routing
+
+    plan, inputs, _table = M.solve_plan(tmp_path, "arithmetic", 0.0)
+    doc = build_routing(plan, inputs)
+    schema = json.loads((Path(__file__).resolve().parent.parent / "maestro_plan" / "data" / "routing.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    (entry,) = doc["routes"]
+    reps = [r["replica"] for r in entry["replicas"]]
+    assert len(reps) == len(set(reps)) and sum(r["weight"] for r in entry["replicas"]) == pytest.approx(1.0, abs=1e-5)
+    by_class = {c["request_class"]: c for c in entry["classes"]}
+    assert set(by_class) == {f"melange/{M.bucket_name(i, j)}" for i in range(2) for j in range(2)}
+    for c in by_class.values():
+        assert sum(r["weight"] for r in c["replicas"]) == pytest.approx(1.0, abs=1e-5)
+    gpu = {r.id: r.gpu_type for r in plan.replicas}
+    assert {gpu[r["replica"]] for r in by_class["melange/in25-out100"]["replicas"]} == {"a100-80gb"}
+    assert "a10g" in {gpu[r["replica"]] for r in by_class["melange/in100-out25"]["replicas"]}
+    assert {r["request_class"] for w in doc["workflows"] for r in w["roles"]} == set(by_class)

@@ -125,15 +125,22 @@ class PlanSpeeds:
         cold = math.exp(-STANDBY_IDLE_S * max(sb.serves_rate_rps, 0.0))
         return CallSpeed(**{**sp.__dict__, "cold_prob": cold, "cold_ms": float(sb.cold_start_ms)})
 
-    def routes_of(self, source: str, role: Role) -> Routes:
+    def routes_of(self, source: str, role: Role, workflow: str = "") -> Routes:
+        """Where (source, role)'s calls go: the routes of its request class ('workflow/role') when
+        the plan routes classes apart (fractions renormalised to the class), else the pair's."""
         out: Routes = []
-        for rt in self.plan.routes:
-            if rt.source != source or rt.model != role.model or rt.fraction <= 0:
-                continue
-            sp = self.replica(rt.replica)
-            out.append((float(rt.fraction), None if sp is None else CallSpeed(**{**sp.__dict__, "rtt_ms": 2.0 * float(rt.network_latency_ms)})))
+        cls = f"{workflow}/{role.name}" if workflow else ""
+        mine = [rt for rt in self.plan.routes if rt.source == source and rt.model == role.model and rt.fraction > 0 and rt.request_class in ("", cls)]
+        if cls and not any(rt.request_class == cls for rt in mine):
+            mine = [rt for rt in self.plan.routes if rt.source == source and rt.model == role.model and rt.fraction > 0]
+        total = math.fsum(rt.fraction for rt in mine)
         shed = math.fsum(d.shed_rps for d in self.plan.demand if d.source == source and d.model == role.model)
         rate = math.fsum(d.rate_rps for d in self.plan.demand if d.source == source and d.model == role.model)
+        served = 1.0 - (shed / rate if rate > 0 else 0.0)
+        for rt in mine:
+            sp = self.replica(rt.replica)
+            f = float(rt.fraction) if not cls else float(rt.fraction) / total * served
+            out.append((f, None if sp is None else CallSpeed(**{**sp.__dict__, "rtt_ms": 2.0 * float(rt.network_latency_ms)})))
         if out and rate > 0 and shed > 1e-9:
             out.append((shed / rate, None))  # shed calls never finish: they count as misses
         return out
@@ -144,7 +151,7 @@ def plan_tails(plan: Plan, inputs: Inputs) -> list[WorkflowTail]:
     speeds = PlanSpeeds(plan, inputs)
     out = []
     for w in sorted(inputs.workflows, key=lambda w: w.name):
-        e2e = draw_workflow(w, speeds.routes_of).e2e()
+        e2e = draw_workflow(w, lambda src, role, w=w: speeds.routes_of(src, role, w.name)).e2e()
         pct = float(w.slo.percentile)
         finite = e2e[e2e < math.inf]
         mean = float(finite.mean()) if finite.size == e2e.size and finite.size else math.inf

@@ -158,7 +158,10 @@ def workflow_pxx(plan: Plan, inputs: Inputs, w: Workflow, est: Any, calls: _Call
         finish: dict[str, np.ndarray] = {}
         for name in TopologicalSorter(graph).static_order():
             r = roles[name]
-            routes = [(rt.fraction, rt.network_latency_ms, calls.of(rt.replica)) for rt in plan.routes if rt.source == a.source and rt.model == r.model and rt.fraction > 0 and not rt.replica.startswith("standby:")]
+            # the role's own request class where the plan routes classes apart ('' = the whole pair)
+            pair = [rt for rt in plan.routes if rt.source == a.source and rt.model == r.model and rt.fraction > 0 and not rt.replica.startswith("standby:")]
+            mine = [rt for rt in pair if rt.request_class in ("", f"{w.name}/{name}")] or pair
+            routes = [(rt.fraction, rt.network_latency_ms, calls.of(rt.replica)) for rt in mine]
             start = np.maximum.reduce([finish[d] for d in graph[name]]) if graph[name] else np.zeros(n)
             finish[name] = start + _role_ms(r, routes, n, rng)
         out.append(np.maximum.reduce(list(finish.values())))
