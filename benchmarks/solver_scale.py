@@ -104,11 +104,34 @@ def _as_plan(result: Any) -> Any:
     raise TypeError(f"the solver returned {type(result).__name__}, not a Plan")
 
 
+LAST_STATS: dict[str, Any] = {}
+"""The last solve's statistics (planner.solve returns (plan, stats)): work counters per phase."""
+
+
 def run_solver(inputs: Any, settings: Any) -> tuple[Any, float]:
     fn = solver_entry()
     t0 = time.perf_counter()
     result = fn(inputs, settings)
-    return _as_plan(result), time.perf_counter() - t0
+    secs = time.perf_counter() - t0
+    LAST_STATS.clear()
+    if isinstance(result, tuple):
+        LAST_STATS.update(next((x for x in result if isinstance(x, dict)), {}))
+    return _as_plan(result), secs
+
+
+def work_counters(stats: dict[str, Any]) -> dict[str, Any]:
+    """What each phase spent in counted work (the budgets are these counts, not seconds: budget.py),
+    next to its wall seconds: column generation's rounds and HiGHS work units, the neighbourhood
+    search's sub-MIPs, CP-SAT's deterministic time, and the stages' wall seconds."""
+    model = stats.get("model", {})
+    return {
+        "integer_variables": model.get("integer_variables"),
+        "cg_rounds": model.get("column_generation"),
+        "cg_work_units": model.get("column_generation_work"),
+        "lns_sub_mips": model.get("neighbourhood_search_sub_mips"),
+        "cpsat_deterministic_time": stats.get("deterministic_time"),
+        "timings": stats.get("timings", {}),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,11 +156,13 @@ def run_case(case: Case, *, seed: int, catalogue: Path | None, time_limit: float
     row["synth_s"] = round(time.perf_counter() - t0, 2)
     limit = time_limit if time_limit is not None else case.time_limit_s
     settings = solve_settings(objective="cost", solver="cpsat", seed=seed, time_limit_s=limit, workers=2)
+    row["load_avg_1m_before"] = round(os.getloadavg()[0], 2)
     try:
         plan, secs = run_solver(inputs, settings)
     except Exception as e:  # record and go on with the next case
         row.update(status="error", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=5))
         return row
+    row["work"] = work_counters(LAST_STATS)
     s = plan.solve
     row.update(
         status=s.status,
@@ -208,6 +233,7 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{_fmt(r['cost_per_hour'])} | {_fmt(r['gap'], pct=True)} | {_fmt(r['saving_vs_heuristic'], pct=True)} cheaper | "
             f"{_fmt(r['over_lp_bound'], pct=True)} | {_fmt(r['gpus_used'])} | {_fmt(r['verified'])} | {_fmt(r['target_met'])} |"
         )
+    lines += _work_table(doc)
     lines += [
         "",
         "gap: the solver's (objective - best bound) / objective. vs greedy: how much cheaper than the greedy "
@@ -215,6 +241,24 @@ def markdown(doc: dict[str, Any]) -> str:
         "verified: the independent verifier (maestro_plan.verify) accepts the plan.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _work_table(doc: dict[str, Any]) -> list[str]:
+    """Per run: load average before it, and each phase's counted work beside its wall seconds."""
+    out = ["", "Work counters (what the deterministic budgets count) beside wall seconds per phase:", "",
+           "| GPUs | seed | load before | integer vars | CG rounds | CG work units | CG s | LNS sub-MIPs | LNS s | formulate s | total s |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["cases"]:
+        w = r.get("work")
+        if not w:
+            continue
+        t = w.get("timings", {})
+        out.append(
+            f"| {r['case']['gpus']:,} | {r['seed']} | {_fmt(r.get('load_avg_1m_before'))} | {_fmt(w.get('integer_variables'))} | {_fmt(w.get('cg_rounds'))} | "
+            f"{_fmt(w.get('cg_work_units'))} | {_fmt(t.get('decompose_s'))} | {_fmt(w.get('lns_sub_mips'))} | {_fmt(t.get('neighbourhood_search_s'))} | "
+            f"{_fmt(t.get('formulate_s'))} | {_fmt(t.get('total_s'))} |"
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--catalogue", type=Path, default=None, help="model folder to derive models from (default: ./models if present)")
     ap.add_argument("--embedded", action="store_true", help="use synth's five embedded architectures")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    ap.add_argument("--name", default="solver_scale", help="results file stem (e.g. solver_scale_fresh for seeds the solver was not tuned on)")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.cases.split(",") if n.strip()] or (["100"] if os.environ.get("MAESTRO_BENCH_QUICK") else [c.name for c in CASES])
     cases = [c for c in CASES if c.name in names]
@@ -253,9 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     from maestro_plan import atomic
 
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(args.out / "solver_scale.json", json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
-    atomic.write_text(args.out / "solver_scale.md", markdown(doc))
-    print(f"wrote {args.out / 'solver_scale.json'} and {args.out / 'solver_scale.md'}")
+    atomic.write_text(args.out / f"{args.name}.json", json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+    atomic.write_text(args.out / f"{args.name}.md", markdown(doc))
+    print(f"wrote {args.out / (args.name + '.json')} and {args.out / (args.name + '.md')}")
     return 0 if all(r.get("status") not in ("error", "infeasible") for r in doc["cases"]) else 1
 
 

@@ -50,6 +50,9 @@ for _mod in COMMAND_MODULES:
 
 
 def main() -> None:
+    from maestro_plan.deadline import process_is_command
+
+    process_is_command()  # --time-limit counts from the process's start (maestro_plan/deadline.py)
     app()
 
 

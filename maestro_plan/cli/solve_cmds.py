@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (replaced file by file, all or nothing)")] = Path("out"),
         objective: Annotated[Objective, typer.Option("--objective", help="cost: cheapest plan serving all demand; goodput: fixed fleet, serve the most (interactive first)")] = Objective.cost,
         solver: Annotated[Solver, typer.Option("--solver", help="cpsat (default), highs, cbc, or greedy (the heuristic alone)")] = Solver.cpsat,
-        time_limit: Annotated[float, typer.Option("--time-limit", min=0.1, help="Work budget, seconds: CP-SAT gets 40% of it as deterministic time after the greedy, LP and per-model warm starts (reproducible); HiGHS and CBC use it as a wall-clock limit")] = 30.0,
+        time_limit: Annotated[float, typer.Option("--time-limit", min=0.1, help="Seconds for the whole command (load, solve, SLO check, verify, emit). The solver's stages get deterministic work budgets sized so that an idle 2-core machine finishes within it (same inputs, same plan); where a loaded machine would overrun, the deadline cuts the solve short and the plan's notes say so")] = 30.0,
         seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed of the solver")] = 0,
         headroom: Annotated[float, typer.Option("--headroom", min=0.0, max=10.0, help="Spare capacity above demand (0.2 = provision 1.2x)")] = 0.2,
         kv_reservation: Annotated[KvMode, typer.Option("--kv-reservation", help="KV per replica from predicted lengths, or naive max_model_len x max_num_seqs")] = KvMode.predicted,
@@ -170,6 +170,7 @@ def register(app: typer.Typer) -> None:
         colocation: Annotated[bool, typer.Option("--colocation/--no-colocation", help="Allow small models to share a GPU (1/2, 1/4, 1/8 slices)")] = True,
         workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes for the per-model blocks and the neighbourhood search (their work budget scales with up to 2); CP-SAT itself runs one worker, deterministically")] = 2,
         emit: Annotated[bool, typer.Option("--emit/--no-emit", help="Also write manifests, routing tables and reports")] = True,
+        deadline: Annotated[bool, typer.Option("--deadline/--no-deadline", help="Hold the whole command to --time-limit, cutting the solve short (and saying so in the plan) where the machine is too slow for the work budgets; --no-deadline: the work budgets only, the same plan on any load however long it takes")] = True,
         dump_model: Annotated[Path | None, typer.Option("--dump-model", help="Also write the model of the final solve: FILE.mps (MPS, for HiGHS/CBC or any MIP solver) or FILE.pb.txt (CP-SAT's model proto as text), to reproduce the solve outside maestro-plan")] = None,
         slo_check: Annotated[SloCheck, typer.Option("--slo-check", help="After the solve, check each workflow's percentile SLO with the latency model (model), and also a short seeded simulation (sim); re-solve with tighter budgets where one misses")] = SloCheck.sim,
         allow_slo_miss: Annotated[bool, typer.Option("--allow-slo-miss", help="Write the best plan even when a workflow misses its SLO (flagged in the plan) instead of exiting 3")] = False,
@@ -212,8 +213,11 @@ def register(app: typer.Typer) -> None:
         )
         show = not json_out
         from maestro_plan.cli.progress import SolveProgress
+        from maestro_plan.deadline import Deadline, active
+        from maestro_plan.solve.budget import BUDGET
 
-        with SolveProgress(err_console, enabled=show) as bar:  # phases, elapsed time, best plan so far
+        # the whole command's deadline, counted from the process's start (maestro_plan/deadline.py)
+        with active(Deadline(float(time_limit), reserve_share=BUDGET.deadline_reserve_share) if deadline else None), SolveProgress(err_console, enabled=show) as bar:
             stage = bar.stage
             plan, stats = solve_checked(inputs, settings, mode=slo_check.value, allow_miss=allow_slo_miss, current_plan=cur, progress=bar.progress, stage=stage, dump_model=dump_model)
             stage("verifying and writing outputs")

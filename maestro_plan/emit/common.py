@@ -434,14 +434,20 @@ def group_replicas(plan: Plan, count_nodes: Iterable[str] = ()) -> list[Workload
 # --------------------------------------------------------------------------------------------
 
 
-class _Dumper(yaml.SafeDumper):
+_BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+"""libyaml's emitter where PyYAML was built with it (the wheels are): 10x faster than the pure-Python
+one (bundled fleet: 237 manifests took 2.4 s of emit's 7.7 s) and the same text (a diff of the
+bundled fleet's emitted folder; tests/test_emit_golden.py checks the bytes)."""
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
     """Block-style YAML, keys in insertion order, long strings never folded."""
 
     def ignore_aliases(self, data: Any) -> bool:  # noqa: ARG002 - never emit &anchors
         return True
 
 
-def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+def _str_representer(dumper: Any, data: str) -> yaml.ScalarNode:
     if "\n" in data:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)

@@ -355,24 +355,15 @@ def _memory_page(plan: Plan, inputs: Inputs, rows: list[tuple[str, str, int]], c
     nodes = node_index(inputs)
     fig = _figure(13, max(2.5, 0.32 * len(rows) + 1.6))
     ax = fig.add_subplot(1, 1, 1)
-    labels = []
-    seen_models: set[str] = set()
-    for y, (c, n, g) in enumerate(rows):
-        labels.append(f"{c}/{n}/gpu{g}")
-        left = 0.0
-        for r in sorted(plan.replicas, key=lambda r: r.id):
-            if not ((r.node == n or n in r.worker_nodes) and g in r.gpu_indices):
-                continue
-            for kind, b in (("weights", r.weights_bytes_per_gpu), ("kv", r.kv_cache_bytes_per_gpu), ("overhead", r.overhead_bytes_per_gpu)):
-                v = b / GIB
-                if v <= 0:
-                    continue
-                color = OVERHEAD_GREY if kind == "overhead" else colors[r.model]
-                ax.barh(y, v, left=left, color=color, hatch="//" if kind == "kv" else None, edgecolor="white", linewidth=0.5,
-                        label=r.model if (kind == "weights" and r.model not in seen_models) else None)
-                if kind == "weights":
-                    seen_models.add(r.model)
-                left += v
+    labels = [f"{c}/{n}/gpu{g}" for c, n, g in rows]
+    bars = _memory_segments(plan, rows)
+    seen_models = sorted({model for kind, model in bars if kind == "weights"})
+    # one barh call per (kind, model): one call per segment took 2.9 s for the bundled plan's 66 GPUs
+    for (kind, model), segs in sorted(bars.items(), key=lambda kv: (kv[0][0] != "weights", kv[0])):
+        ys, widths, lefts = zip(*segs)
+        ax.barh(list(ys), list(widths), left=list(lefts), color=OVERHEAD_GREY if kind == "overhead" else colors[model], hatch="//" if kind == "kv" else None,
+                edgecolor="white", linewidth=0.5, label=model if kind == "weights" else None)
+    for y, (_c, n, _g) in enumerate(rows):
         hbm = inputs.gpu_types[nodes[n].pool.gpu_type].hbm_gib
         ax.plot([hbm, hbm], [y - 0.45, y + 0.45], color="black", linewidth=1.2)
     ax.set_yticks(range(len(rows)))
@@ -386,6 +377,22 @@ def _memory_page(plan: Plan, inputs: Inputs, rows: list[tuple[str, str, int]], c
         ax.legend([handles[i] for i in order], [names[i] for i in order], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, borderaxespad=0)
     fig.tight_layout()
     return _png(fig)
+
+
+def _memory_segments(plan: Plan, rows: list[tuple[str, str, int]]) -> dict[tuple[str, str], list[tuple[int, float, float]]]:
+    """(kind, model) -> [(row, width GiB, left GiB)]: each used GPU's replicas in id order, each as
+    weights, KV reservation and overhead side by side (kind "overhead" is one grey for all models)."""
+    at = {(n, g): y for y, (_c, n, g) in enumerate(rows)}
+    left = [0.0] * len(rows)
+    out: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
+    for r in sorted(plan.replicas, key=lambda r: r.id):
+        for y in sorted({at[(n, g)] for n in [r.node, *r.worker_nodes] for g in r.gpu_indices if (n, g) in at}):
+            for kind, b in (("weights", r.weights_bytes_per_gpu), ("kv", r.kv_cache_bytes_per_gpu), ("overhead", r.overhead_bytes_per_gpu)):
+                v = b / GIB
+                if v > 0:
+                    out.setdefault((kind, "" if kind == "overhead" else r.model), []).append((y, v, left[y]))
+                    left[y] += v
+    return out
 
 
 def plot_cost(summary: dict[str, Any]) -> bytes:

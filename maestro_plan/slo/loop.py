@@ -187,7 +187,9 @@ def solve_with_slo(
         if not rd.misses:
             break
         for r in rd.misses:
-            scale[r.workflow] = scale.get(r.workflow, 1.0) * _step(r)
+            # rounded as plan.slo records it (judge), so that the verifier, which recomputes the budgets from
+            # the recorded factor, gets the solve's budgets exactly (unrounded: off by ~1e-6, exit 1)
+            scale[r.workflow] = round(scale.get(r.workflow, 1.0) * _step(r), 6)
     best = next((r for r in done if not r.misses), None) or min(done, key=lambda r: r.rank())
     plan = best.plan.model_copy(update={"slo": [x.model_copy(update={"rounds": len(done)}) for x in best.results]})
     stats = dict(best.stats)

@@ -413,7 +413,7 @@ def _solve_info(prob: Problem, outcome: Outcome, demand: list[Demand]) -> tuple[
     gap = relative_gap(obj, bound, status if status != "heuristic" else "feasible")
     notes = list(prob.notes)
     if result.hit_wall_clock:
-        notes.append("the solver stopped on a wall-clock limit (HiGHS' and CBC's limits are wall-clock; for CP-SAT its safety cap fired before the work budget): with another machine load the same inputs may give a different plan")
+        notes.append("the solver stopped on a wall-clock limit before its work budget (a far safety cap, or what the command's --time-limit left): with another machine load the same inputs may give a different plan")
     if gap is not None and gap > 1e-9 and status == "feasible":
         notes.append(f"not proven optimal: {100 * gap:.2f}% gap to the best bound when the work budget ran out")
     shed = [d for d in demand if d.shed_rps > 1e-9]

@@ -42,16 +42,25 @@ def _cpsat(prob: Problem, hint: list[float] | None, progress: Callable | None) -
     return solve_cpsat(prob.lm, time_limit=share * s.time_limit_s, seed=s.seed, workers=s.workers, hint=start, progress=progress)
 
 
+def _node_limit(prob: Problem) -> tuple[int, float]:
+    """(branch-and-bound nodes, far wall-clock safety cap in seconds) of a HiGHS or CBC final solve
+    (SolveBudget.backend_nodes_per_s): the node count stops it, so the plan does not depend on load."""
+    t = prob.settings.time_limit_s
+    return max(1, int(BUDGET.backend_nodes_per_s * t)), BUDGET.backend_wall_cap_factor * t + BUDGET.backend_wall_cap_s
+
+
 def _highs(prob: Problem, hint: list[float] | None, progress: Callable | None) -> SolveResult:
     from maestro_plan.solve.milp import solve_highs
 
-    return solve_highs(prob.lm, time_limit=prob.settings.time_limit_s, seed=prob.settings.seed, hint=hint)
+    nodes, wall = _node_limit(prob)
+    return solve_highs(prob.lm, time_limit=wall, seed=prob.settings.seed, hint=hint, max_nodes=nodes)
 
 
 def _cbc(prob: Problem, hint: list[float] | None, progress: Callable | None) -> SolveResult:
     from maestro_plan.solve.milp import solve_cbc
 
-    return solve_cbc(prob.lm, time_limit=prob.settings.time_limit_s, seed=prob.settings.seed, hint=hint)
+    nodes, wall = _node_limit(prob)
+    return solve_cbc(prob.lm, time_limit=wall, seed=prob.settings.seed, hint=hint, max_nodes=nodes)
 
 
 BACKENDS: dict[SolverName, Backend] = {SolverName.cpsat: _cpsat, SolverName.highs: _highs, SolverName.cbc: _cbc}

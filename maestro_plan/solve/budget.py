@@ -148,6 +148,28 @@ class SolveBudget:
     wall-clock limit was max(5 s, --time-limit), which under load gave different explanations of
     the same infeasible scenario in two processes: tests/test_whatif_sweep.py's local/Ray parity)"""
 
+    backend_nodes_per_s: float = 5.0
+    """backends.py, --solver highs|cbc: their final solve stops after this many branch-and-bound
+    nodes per second of --time-limit (a deterministic count: the same plan on any load), with
+    backend_wall_cap_factor x --time-limit as a far wall-clock safety net that notes itself in the
+    plan. HiGHS on the bundled fleet, load average 4 on 2 cores: its root node alone took 19.4 s,
+    49 more nodes 7.5 s (about 13 nodes/s idle); the root node is not divisible, so a small
+    --time-limit still pays for it (the CLI's deadline, deadline.py, cuts it and says so)"""
+
+    backend_wall_cap_factor: float = 10.0
+    """backends.py: the safety cap is this x --time-limit + backend_wall_cap_s; see
+    backend_nodes_per_s. Far above the node limit's time, so that it does not fire on a loaded
+    machine (the root node, which no node limit divides, took 19.4 s there)"""
+
+    backend_wall_cap_s: float = 60.0
+    """backends.py: see backend_wall_cap_factor"""
+
+    deadline_reserve_share: float = 0.35
+    """maestro_plan/deadline.py: share of --time-limit the solve's stages leave for what follows
+    them in `solve` (routing, placement, the SLO check's simulation, verify, emit). Bundled fleet,
+    --time-limit 10, idle: the simulation is sized to about 10 % of the limit (slo/loop.py), verify
+    took 0.6 s and emit 2.4 s (benchmarks/results/time_limit.md)"""
+
     explain_wall_cap_s: float = 120.0
     """explain.py: wall-clock safety net of the elastic model (explain_max_nodes stops it first)"""
 

@@ -49,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from maestro_plan import deadline
 from maestro_plan.solve.budget import BUDGET
 from maestro_plan.solve.decompose import (
     BLOCK_REL_GAP,
@@ -402,6 +403,8 @@ def column_generation(
     mispriced = False  # the last round's smoothed prices found no new column
     for it in range(rounds + 1):
         if it > 0:
+            if deadline.expired("column generation rounds"):
+                break  # the whole command's --time-limit (maestro_plan/deadline.py); the plan's notes say so
             if any(not cols.cols[m] for m in models):
                 break  # a model without a column: the master cannot price it
             md = _master_duals(prob, cols, models)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from ortools.sat.python import cp_model
 
+from maestro_plan import deadline
 from maestro_plan.solve.budget import BUDGET
 from maestro_plan.solve.model import INF, LinearModel, Objective, PhaseOut, SolveResult, lexicographic
 
@@ -240,7 +241,7 @@ class _CpSatPhases:
         p.interleave_search = False
         p.random_seed = int(self.seed)
         p.max_deterministic_time = max(0.05, self.time_limit * share)
-        p.max_time_in_seconds = max(0.5, self.wall_cap * share)
+        p.max_time_in_seconds = deadline.cap(max(0.5, self.wall_cap * share))
         p.log_search_progress = False
         for k_, v_ in self.params.items():
             setattr(p, k_, v_)

@@ -116,9 +116,12 @@ def run_blocks(prob: Problem, jobs: list[tuple[str, object]], fn, min_parallel: 
         if ctx is not None:
             from concurrent.futures import ProcessPoolExecutor
 
+            from maestro_plan.lifetime import die_with_parent
+
             _SHARED = prob
             try:
-                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
+                # die_with_parent: a killed solve (or a killed sweep's Ray worker) takes its block workers with it
+                with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent) as ex:
                     return list(ex.map(_worker, [(m, sc, seed, fn) for m, sc in jobs], chunksize=1))  # one block per task: block times vary 50x
             except Exception:  # pragma: no cover - e.g. fork refused in a sandbox: run in-process
                 pass

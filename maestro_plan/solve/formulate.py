@@ -781,18 +781,47 @@ def build_model(prob: Problem, scope: Scope | None = None) -> tuple[LinearModel,
     return part.lm, part.v
 
 
+def model_index(prob: Problem) -> dict[str, dict[str, list[int]]]:
+    """model -> {"groups", "demands", "arcs", "options", "sarcs"}: positions in prob's lists of the
+    objects that belong to it, in list order. Built once per Problem (its lists do not change after
+    build_problem) so that a per-model block does not scan the whole problem: on synth 1,000 GPUs
+    that scan was 12 s of the 58 s that column generation's 520 block models took under cProfile."""
+    key = (len(prob.groups), len(prob.demands), len(prob.arcs), len(prob.standby_options), len(prob.standby_arcs))
+    cached = getattr(prob, "_model_index", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    cands = prob.candidates
+    idx = defaultdict(lambda: {"groups": [], "demands": [], "arcs": [], "options": [], "sarcs": []})
+    for i, g in enumerate(prob.groups):
+        idx[cands[g.cand].model]["groups"].append(i)
+    for i, d in enumerate(prob.demands):
+        idx[d.model]["demands"].append(i)
+    for i, a in enumerate(prob.arcs):
+        idx[prob.demands[a.demand].model]["arcs"].append(i)
+    for i, o in enumerate(prob.standby_options):
+        idx[o.model]["options"].append(i)
+    for i, a in enumerate(prob.standby_arcs):
+        idx[prob.standby_options[a.option].model]["sarcs"].append(i)
+    idx = dict(idx)
+    prob._model_index = (key, idx)  # type: ignore[attr-defined]
+    return idx
+
+
+def _in_scope(prob: Problem, models: frozenset[str] | None, kind: str, items: list) -> list:
+    """The objects of `items` (prob's list `kind`) that belong to `models` (all when None), in list order."""
+    if models is None:
+        return list(items)
+    idx = model_index(prob)
+    return [items[i] for i in sorted(i for m in models if m in idx for i in idx[m][kind])]
+
+
 def _part(prob: Problem, sc: Scope) -> _Part:
     """The groups, demands, arcs and standby objects within the scope's models."""
-    cands = prob.candidates
-
-    def in_scope(model: str) -> bool:
-        return sc.models is None or model in sc.models
-
-    groups = [g for g in prob.groups if in_scope(cands[g.cand].model)]
-    demands = [d for d in prob.demands if in_scope(d.model)]
-    arcs = [a for a in prob.arcs if in_scope(prob.demands[a.demand].model)]
-    options = [o for o in prob.standby_options if in_scope(o.model)] if sc.standby else []
-    sarcs = [a for a in prob.standby_arcs if in_scope(prob.standby_options[a.option].model)] if sc.standby else []
+    groups = _in_scope(prob, sc.models, "groups", prob.groups)
+    demands = _in_scope(prob, sc.models, "demands", prob.demands)
+    arcs = _in_scope(prob, sc.models, "arcs", prob.arcs)
+    options = _in_scope(prob, sc.models, "options", prob.standby_options) if sc.standby else []
+    sarcs = _in_scope(prob, sc.models, "sarcs", prob.standby_arcs) if sc.standby else []
     slot_types = [prob.slot_types[t] for t in sorted({o.slot for o in options})]
     used_pools = sorted({g.pool for g in groups} | {t.pool for t in slot_types})
     aggregated: set[str] = set()

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from itertools import combinations
 
+from maestro_plan import deadline
 from maestro_plan.solve.budget import BUDGET
 from maestro_plan.solve.decompose import run_blocks
 from maestro_plan.solve.formulate import Scope, build_model
@@ -107,7 +108,7 @@ def improve(
             x, best = vals, cost.value(vals)
         if report is not None:
             report(f"neighbourhood search: the columns' groups, ${best:,.2f}/h")
-    if pairs_if is not None and not pairs_if(best):
+    if (pairs_if is not None and not pairs_if(best)) or (hoods and deadline.expired("neighbourhood search pairs")):
         hoods = []
     for p in range(BUDGET.lns_passes if hoods else 0):
         jobs = []

@@ -2,8 +2,10 @@
 
 HiGHS is called through highspy rather than ortools' pywraplp because pywraplp's HiGHS returns no
 solution when its time limit hits, while highspy keeps the incumbent (DESIGN.md 5b). HiGHS runs
-with one thread and a fixed `random_seed`; its limit is wall-clock (`time_limit`), so a run that
-stops on the limit may differ between machines: that is reported (`hit_wall_clock`).
+with one thread and a fixed `random_seed`. Callers that need a reproducible stopping point give a
+node limit (`max_nodes`: HiGHS' mip_max_nodes, CBC's maxNodes); `time_limit` is wall-clock, so a
+run that stops on it may differ between machines: that is reported (`hit_wall_clock`). Every
+wall-clock limit is also cut to what the running command's deadline leaves (maestro_plan/deadline.py).
 CBC comes from PuLP 3.x (the 3.x wheels bundle a CBC binary for Python 3.11; PuLP 4 needs 3.12 and
 dropped it). CBC reports no dual bound through PuLP, so its bound/gap are left empty.
 
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from maestro_plan import deadline
 from maestro_plan.solve.model import INF, LinearModel, Objective, PhaseOut, SolveResult, lexicographic
 
 MIP_REL_GAP = 1e-6  # HiGHS' default is 1e-4; tighter so that backends agree on optimal objectives
@@ -76,7 +79,7 @@ def highs_instance(model: LinearModel, *, relax: bool, seed: int, time_limit: fl
     h.setOptionValue("output_flag", False)
     h.setOptionValue("random_seed", int(seed) % 2147483647)
     h.setOptionValue("threads", int(threads))
-    h.setOptionValue("time_limit", float(max(0.05, time_limit)))
+    h.setOptionValue("time_limit", float(deadline.cap(max(0.05, time_limit))))
     h.setOptionValue("mip_rel_gap", rel_gap)
     inf = highspy.kHighsInf
     n = len(model.vars)
@@ -214,7 +217,7 @@ class _HighsPhases:
         h, model, relax = self.h, self.model, self.relax
         if obj is not None:
             set_objective(h, model, model.objectives.index(obj))
-        h.setOptionValue("time_limit", float(max(0.05, self.time_limit * share)))
+        h.setOptionValue("time_limit", float(deadline.cap(max(0.05, self.time_limit * share))))
         if start is not None and not relax:
             h.setSolution(len(start), np.arange(len(start), dtype=np.int32), np.array(start, dtype=np.float64))
         ts = time.perf_counter()
@@ -274,9 +277,13 @@ def solve_cbc(
     time_limit: float = 60.0,
     seed: int = 0,
     hint: Sequence[float] | None = None,
+    max_nodes: int | None = None,
 ) -> SolveResult:
+    """Lexicographic solve with CBC (one thread, fixed seed). `max_nodes`: a deterministic
+    branch-and-bound limit per phase; `time_limit` is then the wall-clock safety net, and
+    `hit_wall_clock` says whether it (rather than the nodes) stopped a phase."""
     t0 = time.perf_counter()
-    run = _CbcPhases(model, time_limit=time_limit, seed=seed)
+    run = _CbcPhases(model, time_limit=time_limit, seed=seed, max_nodes=max_nodes)
     lex = lexicographic(model, run.phase, run.hold, hint)
     return SolveResult(solver="cbc", status=lex.status, values=lex.values, phases=lex.phases, wall_s=time.perf_counter() - t0, hit_wall_clock=run.hit)
 
@@ -284,10 +291,10 @@ def solve_cbc(
 class _CbcPhases:
     """One PuLP problem solved by CBC phase after phase (model.lexicographic)."""
 
-    def __init__(self, model: LinearModel, *, time_limit: float, seed: int) -> None:
+    def __init__(self, model: LinearModel, *, time_limit: float, seed: int, max_nodes: int | None = None) -> None:
         import pulp
 
-        self.model, self.time_limit, self.seed = model, time_limit, seed
+        self.model, self.time_limit, self.seed, self.max_nodes = model, time_limit, seed, max_nodes
         self.hit = False
         self.k = 0  # rows that hold objectives
         prob = pulp.LpProblem("maestro", pulp.LpMinimize)
@@ -326,14 +333,17 @@ class _CbcPhases:
             # PuLP 3.3 deprecates PULP_CBC_CMD for COIN_CMD + the separate `pulp[cbc]` binary
             # package; the bundled CBC is what this pin (pulp<3.4) installs everywhere, so it stays
             warnings.filterwarnings("ignore", message=".*PULP_CBC_CMD.*", category=DeprecationWarning)
-            solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=max(1, int(math.ceil(self.time_limit * share))), threads=1, warmStart=start is not None, options=[f"randomSeed {int(self.seed) % 2147483647 + 1}"])
+            limit = max(1, int(math.ceil(deadline.cap(self.time_limit * share))))
+            solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=limit, threads=1, warmStart=start is not None, maxNodes=self.max_nodes, options=[f"randomSeed {int(self.seed) % 2147483647 + 1}"])
         ts = time.perf_counter()
         prob.solve(solver)
         wall = time.perf_counter() - ts
         if prob.sol_status not in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
             return PhaseOut("infeasible" if prob.status == pulp.LpStatusInfeasible else "unknown", wall_s=wall)
         status = "optimal" if prob.sol_status == pulp.LpSolutionOptimal else "feasible"
-        self.hit |= status == "feasible"
+        # without a node limit only the clock stops CBC short of optimal; with one, only a phase
+        # that ran to its wall-clock limit counts (PuLP does not say which limit stopped CBC)
+        self.hit |= status == "feasible" and (self.max_nodes is None or wall >= 0.98 * limit)
         values = [float(round(x.value() or 0.0)) if v.integer else float(x.value() or 0.0) for x, v in zip(xs, self.model.vars)]
         bound = obj.value(values) if obj is not None and status == "optimal" else None  # CBC reports no dual bound through PuLP
         return PhaseOut(status, values, bound, wall)  # type: ignore[arg-type]

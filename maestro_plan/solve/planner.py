@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maestro_plan import deadline
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
 from maestro_plan.solve import explain, heuristic
@@ -89,6 +90,7 @@ class _Run:
     dec_bound: float | None = None
     dec_start: float | None = None
     lns_cost: float | None = None
+    hit_wall: bool = False  # a stage stopped on a wall-clock limit (a safety net, or the deadline's cut)
 
     def say(self, what: str) -> None:
         if self.stage:
@@ -135,12 +137,15 @@ def _column_generation(run: _Run, counts: dict[int, int] | None) -> None:
     prob, s = run.prob, run.settings
     if s.solver == "greedy" or s.objective != "cost" or prob.stats.get("integer_variables", 0) > BUDGET.colgen_max_integer_variables:
         return
+    if deadline.expired("column generation"):
+        return
     run.say("column generation over per-model plans")
     from maestro_plan.solve.colgen import column_generation
 
     dec = column_generation(prob, counts, report=run.stage)
     prob.stats["column_generation"] = dec.rounds
     prob.stats["column_generation_work"] = dec.work
+    run.hit_wall |= dec.hit_wall_clock
     if dec.hit_wall_clock:
         prob.notes.append("a column-generation block stopped on its wall-clock safety cap: with another machine load the same inputs may give a different plan")
     run.dec_bound = dec.bound
@@ -148,7 +153,7 @@ def _column_generation(run: _Run, counts: dict[int, int] | None) -> None:
     run.dec_start = run.cost.value(dhint) if dhint is not None else None
     run.mark("decompose_s")
     gap = relative_gap(run.dec_start, dec.bound, "feasible")
-    if dhint is not None and gap is not None and gap > BUDGET.lns_min_gap and prob.stats.get("integer_variables", 0) <= BUDGET.max_integer_variables:
+    if dhint is not None and gap is not None and gap > BUDGET.lns_min_gap and prob.stats.get("integer_variables", 0) <= BUDGET.max_integer_variables and not deadline.expired("neighbourhood search"):
         # above BUDGET.max_integer_variables, colgen's residual passes improve the pick instead (colgen.py, step 5)
         dhint = _neighbourhood_search(run, dec, dhint)
     obj0 = prob.lm.objectives[0]
@@ -171,6 +176,7 @@ def _neighbourhood_search(run: _Run, dec, dhint: list[float]) -> list[float]:
     search = lns.improve(prob, dhint, columns=(dec.column_groups, dec.column_options), pairs_if=pairs_if, report=run.stage)
     if search is not None:
         prob.stats["neighbourhood_search_sub_mips"] = search.neighbourhoods
+        run.hit_wall |= search.hit_wall_clock
         if search.hit_wall_clock:
             prob.notes.append("a neighbourhood-search sub-MIP stopped on its wall-clock safety cap: with another machine load the same inputs may give a different plan")
         if search.counts is not None:
@@ -200,8 +206,11 @@ def _backend_result(run: _Run, progress: Callable | None) -> tuple[SolveResult, 
     if s.solver == "cpsat" and run.dec_start is not None and hint is not None and prob.stats.get("integer_variables", 0) > BUDGET.cpsat_after_cg_max_integer_variables:
         result = SolveResult("cpsat", "feasible", hint, [PhaseResult(obj0.name, "feasible", obj0.value(hint), None)])
         prob.notes.append(f"CP-SAT skipped: above {BUDGET.cpsat_after_cg_max_integer_variables:,} integer variables it has not improved a column-generation start within its budget")
+    elif hint is not None and deadline.expired(s.solver):
+        result = SolveResult(s.solver, "feasible", hint, [PhaseResult(obj0.name, "feasible", obj0.value(hint), None)])
     else:
         result = run_backend(prob, hint, progress)
+        run.hit_wall |= result.hit_wall_clock
     _merge_bound(result, obj0, run.dec_bound)
     _merge_bound(result, obj0, run.lp_bound)
     status = result.status
@@ -261,6 +270,9 @@ def _placed_plan(run: _Run, result: SolveResult, status: str, current_plan) -> P
         raise RuntimeError("internal error: the routing LP has no solution for the solver's replica counts")
     placed = place(prob, counts, slots, current_plan)
     run.mark("place_s")
+    cut = deadline.note(run.hit_wall)
+    if cut is not None:
+        prob.notes.append(cut)
     plan = build_plan(prob, pol.values, placed=placed, holds=holds, outcome=Outcome(result, status, run.heur_obj, run.lp_bound))
     run.mark("plan_s")
     return plan

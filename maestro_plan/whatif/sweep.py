@@ -347,6 +347,12 @@ def _run_in_worker(index: int, scenario: Scenario) -> dict[str, Any]:
 
 
 def _ray_task(inputs: Inputs, base: Plan | None, settings: Any, index: int, scenario: Scenario, keep_plans: bool = False) -> dict[str, Any]:
+    from maestro_plan.lifetime import die_with_parent
+
+    # a Ray worker's parent is its node's raylet; a local Ray's raylet dies with the sweep, but
+    # a worker busy in a solve (native code holding the GIL) ignored that for its whole solve
+    # (a minute, measured): the kernel's SIGKILL on the raylet's death does not wait for it
+    die_with_parent()
     return run_scenario(index, inputs, scenario, base, settings, keep_plan=keep_plans)
 
 
