@@ -831,7 +831,7 @@ def _part(prob: Problem, sc: Scope) -> _Part:
             per_model[d.model] += 1
         # Gale's condition (routing_rows) is exact only where every arc of the model has load
         # factor 1 (one capacity per group); models with per-class capacities keep their flows
-        mixed = {cands[prob.groups[a.group].cand].model for a in arcs if a.load != 1.0}
+        mixed = {prob.candidates[prob.groups[a.group].cand].model for a in arcs if a.load != 1.0}
         aggregated = {m for m, k in per_model.items() if k <= MAX_AGGREGATE_DEMANDS and m not in mixed}
     return _Part(prob, sc, LinearModel(), Vars(), groups, demands, arcs, options, sarcs, slot_types, used_pools, aggregated)
 
