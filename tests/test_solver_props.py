@@ -386,7 +386,7 @@ def test_neighbourhood_search_moves_replicas_to_the_cheap_cluster(tmp_path: Path
     prob = build_problem(inputs, S.settings(solver="highs", standby=False))
     assert [n for n, _ in lns.neighbourhoods(prob)] == ["c1+c2", "c1+c3", "c2+c3"]
     # the start: as many whole-GPU replicas as the demand needs, all on the dear pool
-    dear = [g for g in prob.groups if prob.pools[g.pool].cluster == "c1" and prob.candidates[g.cand].tp == 1 and prob.candidates[g.cand].units == 8]
+    dear = [g for g in prob.groups if prob.pools[g.pool].cluster == "c1" and prob.candidates[g.cand].tp == 1 and not prob.candidates[g.cand].shared]
     g = max(dear, key=lambda g: g.capacity.rps)
     need = sum(d.rate_rps * d.provision_factor for d in prob.demands) * (1 + prob.settings.headroom)
     start = heuristic.complete(prob, {g.index: math.ceil(need / g.capacity.rps)})

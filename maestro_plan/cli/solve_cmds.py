@@ -167,7 +167,7 @@ def register(app: typer.Typer) -> None:
         change_weight: Annotated[float, typer.Option("--change-weight", min=0.0, help="Penalty in $/h per replica added or removed against --current")] = 0.0,
         capacity_table: Annotated[Path | None, typer.Option("--capacity-table", help="Measured capacities (CSV/YAML) that override the estimate")] = None,
         standby: Annotated[bool, typer.Option("--standby/--no-standby", help="Allow warm standby of rarely used models in host DRAM")] = True,
-        colocation: Annotated[bool, typer.Option("--colocation/--no-colocation", help="Allow small models to share a GPU (1/2, 1/4, 1/8 slices)")] = True,
+        colocation: Annotated[bool, typer.Option("--colocation/--no-colocation", help="Allow TP-1 engines, sized to their need in bytes, to share a GPU (at most 8 per GPU)")] = True,
         workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes for the per-model blocks and the neighbourhood search (their work budget scales with up to 2); CP-SAT itself runs one worker, deterministically")] = 2,
         emit: Annotated[bool, typer.Option("--emit/--no-emit", help="Also write manifests, routing tables and reports")] = True,
         deadline: Annotated[bool, typer.Option("--deadline/--no-deadline", help="Hold the whole command to --time-limit, cutting the solve short (and saying so in the plan) where the machine is too slow for the work budgets; --no-deadline: the work budgets only, the same plan on any load however long it takes")] = True,

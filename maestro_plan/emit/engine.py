@@ -88,6 +88,13 @@ def engine_args(r: Replica, inputs: Inputs, port: int, *, model: str | None = No
         args += ["--host", "127.0.0.1"]  # reached through the wake proxy of its pod only
     if r.worker_nodes:
         args += ["--pipeline-parallel-size", str(1 + len(r.worker_nodes)), "--distributed-executor-backend", "ray"]
+    # Co-located engines (solve/problem.py) run with their memory share of the GPU: the bytes they
+    # were sized to / HBM. vLLM still checks it at start-up with --kv-cache-memory-bytes set
+    # (vllm/v1/worker/utils.py request_memory: free memory >= ceil(total x utilization), called from
+    # the worker's init_device), while the KV cache itself is then sized by --kv-cache-memory-bytes
+    # alone (vllm/config/cache.py: "ignores gpu_memory_utilization"). The pod starts its engines one
+    # after another (supervisor_script), so engine k finds HBM minus the engines before it free,
+    # which holds its share because the shares on a GPU add up to at most gpu_memory_utilization.
     if r.memory_fraction > 0:
         args += ["--gpu-memory-utilization", repr(round(r.memory_fraction, 4))]
     args += ["--max-model-len", str(_max_model_len(r, spec, standby)), "--max-num-seqs", str(r.max_num_seqs)]

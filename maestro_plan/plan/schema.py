@@ -63,6 +63,11 @@ class SolveInfo(_M):
     deterministic_time: float | None = Field(None, description="Solver work units (CP-SAT deterministic time); reproducible, unlike seconds")
     heuristic_objective: float | None = Field(None, description="Objective of the greedy warm start, for comparison")
     lp_bound: float | None = None
+    gap_covers: list[str] = Field(
+        default_factory=list,
+        description="What `bound` is a lower bound of: the problem within these candidate restrictions (the gap says nothing "
+        "about plans outside them); empty in plans written before the field existed",
+    )
 
 
 class Replica(_M):

@@ -155,9 +155,9 @@ def _unique(rid: str, taken: set[str]) -> str:
     return f"{rid}-{k}"
 
 
-def _where(p, pl: Placed, units: int) -> dict[str, Any]:
+def _where(p, pl: Placed, gpus: float) -> dict[str, Any]:
     """The location fields of a Replica: its pool's cluster, zone and GPU type, its node and GPU
-    indices, and the price of the GPU share it takes."""
+    indices, and the price of the GPU share it takes (`gpus`: GPUs, or the share of one)."""
     return {
         "cluster": p.cluster,
         "zone": p.zone,
@@ -165,7 +165,7 @@ def _where(p, pl: Placed, units: int) -> dict[str, Any]:
         "node": pl.node,
         "gpu_type": p.gpu_type,
         "gpu_indices": list(pl.gpu_indices),
-        "price_per_hour": p.price_per_gpu_hour * units / UNITS_PER_GPU,
+        "price_per_hour": p.price_per_gpu_hour * gpus,
     }
 
 
@@ -231,8 +231,9 @@ def _serving_replica(prob: Problem, g, pl: Placed, gflows: list[tuple[int, float
     load_each = math.fsum(f * demands[di].rate_rps for di, f in gflows) / n
     cap_rps, batch, kv_need = _replica_capacity(g, gflows, flows, demands)
     # what the capacity's concurrency needs at the classes' mixes (naive: max_model_len per
-    # request, since the class mix then reserves that much), never less than one max_model_len request
-    kv_bytes = min(max(kv_need, _kv_min_bytes(c)), c.kv_pool_bytes_per_gpu)
+    # request, since the class mix then reserves that much), never less than one max_model_len
+    # request; a co-located engine keeps the KV pool it was sized for (its bytes on the shared GPU)
+    kv_bytes = c.kv_pool_bytes_per_gpu if c.shared else min(max(kv_need, _kv_min_bytes(c)), c.kv_pool_bytes_per_gpu)
     block = VLLM.block_size
     kv_tokens = int(kv_bytes // (c.kv_bytes_per_token_per_gpu * block) * block) if c.kv_bytes_per_token_per_gpu else 0
     lat = latency_at_load(model, gpu, c.tp, _routed_mix(sc, gflows, demands), load_each, compute_share=c.compute_share)
@@ -241,7 +242,7 @@ def _serving_replica(prob: Problem, g, pl: Placed, gflows: list[tuple[int, float
     return Replica(
         id=pl.keep_id or _unique(_replica_id(c.model, p.cluster, pl.node, pl.gpu_indices, pl.offset, c.units), taken),
         model=c.model,
-        **_where(p, pl, c.units),
+        **_where(p, pl, c.compute_share if c.shared else c.units / UNITS_PER_GPU),
         tp=c.tp,
         memory_fraction=c.memory_fraction,
         compute_share=c.compute_share,
@@ -310,7 +311,7 @@ def _slot_replica(prob: Problem, t, pl: Placed, big, rid: str, models: list[str]
     return Replica(
         id=rid,
         model=big.model,
-        **_where(prob.pools[t.pool], pl, t.units),
+        **_where(prob.pools[t.pool], pl, t.units / UNITS_PER_GPU),
         tp=t.tp,
         memory_fraction=t.memory_fraction,
         compute_share=t.compute_share,
@@ -405,13 +406,42 @@ def _binding(prob: Problem, replicas: list[Replica], per_group: dict[int, list[P
     return out
 
 
-def _solve_info(prob: Problem, outcome: Outcome, demand: list[Demand]) -> tuple[SolveInfo, list[str]]:
-    """Status, objective, bound and gap of the first objective, and the plan's notes."""
+GAP_COVERS = (
+    "bound: the best of the backend's (CP-SAT or HiGHS), the LP relaxation's and column generation's Lagrangian bound, all of "
+    "the model whose per-pool inventory rows relax the byte-exact packing, so a lower bound of the byte-exact problem; after a "
+    "placement repair (re-solve with a lower GPU bound) the first solve's bound is kept",
+    "tensor parallel degrees: powers of two that divide into a node (odd TP degrees are not planned)",
+    "co-located engines (TP 1): sized for one request (max_model_len, at least the length percentile) or 1/2, 1/4, 1/8 of the "
+    "usable HBM, each at least 1/8 of it (at most 8 per GPU); compute share = memory share (interference model: time-shared in "
+    "proportion to bytes); packed byte-exactly per GPU, counted in the bound by aggregate and dual-feasible-function rows per pool",
+    "usable HBM per GPU = gpu_memory_utilization x HBM (maestro_plan/data/vllm.yaml)",
+    "service classes: the envelope class `all` plus up to 3 per-demand classes per model and cluster",
+    "swap slots (warm standby): whole GPUs or 1/2, 1/4, 1/8 of one, one per pool",
+)
+"""The candidate restrictions the reported bound is valid within (plan.json solve.gap_covers)."""
+
+
+def _packing_extra(prob: Problem, x: list[float], gpus: _Gpus) -> float:
+    """$/h of GPUs the exact placement uses beyond the solver's counted GPUs (co-located engines
+    counted by the aggregate rows, packed by bytes in place.py); 0 when none."""
+    counted = math.fsum(prob.pools[pi].price_per_gpu_hour * round(x[vi]) for pi, vi in prob.v.gpus.items())
+    extra = math.fsum(gpus.cost_by_cluster.values()) - counted
+    return extra if extra > 1e-6 else 0.0
+
+
+def _solve_info(prob: Problem, outcome: Outcome, demand: list[Demand], extra: float = 0.0) -> tuple[SolveInfo, list[str]]:
+    """Status, objective, bound and gap of the first objective, and the plan's notes. `extra`: $/h
+    of GPUs the exact packing added (cost objective: added to the objective, so the gap is the
+    distance from the plan's real cost to the bound)."""
     result, status = outcome.result, outcome.status
     obj = result.phases[0].objective if result.phases else None
     bound = result.phases[0].bound if result.phases and status != "heuristic" else None
-    gap = relative_gap(obj, bound, status if status != "heuristic" else "feasible")
     notes = list(prob.notes)
+    if extra > 0 and obj is not None and prob.settings.objective == "cost":
+        obj += extra
+        notes.append(f"the byte-exact packing of co-located engines needed GPUs beyond the solver's aggregate count (+${extra:.4g}/h): counted in the objective and the gap")
+        status = "feasible" if status == "optimal" else status
+    gap = relative_gap(obj, bound, status if status != "heuristic" else "feasible")
     if result.hit_wall_clock:
         notes.append("the solver stopped on a wall-clock limit before its work budget (a far safety cap, or what the command's --time-limit left): with another machine load the same inputs may give a different plan")
     if gap is not None and gap > 1e-9 and status == "feasible":
@@ -428,6 +458,7 @@ def _solve_info(prob: Problem, outcome: Outcome, demand: list[Demand]) -> tuple[
         deterministic_time=round(det, 3) if det is not None else None,
         heuristic_objective=outcome.heuristic_objective,
         lp_bound=outcome.lp_bound,
+        gap_covers=list(GAP_COVERS) if bound is not None else [],
     )
     return info, notes
 
@@ -452,7 +483,7 @@ def build_plan(prob: Problem, x: list[float], *, placed: list[Placed], holds: di
     routes.sort(key=lambda r: (r.source, r.model, r.replica, r.request_class))
     standby.sort(key=lambda s_: (s_.model, s_.node))
     demand = _demand(prob, flows.served)
-    info, notes = _solve_info(prob, outcome, demand)
+    info, notes = _solve_info(prob, outcome, demand, _packing_extra(prob, x, gpus))
     plan = Plan(
         plan_id="",
         generator=f"maestro-plan {__version__}",

@@ -36,6 +36,13 @@ cluster, and per swap slot: busy time, models held, host DRAM).
    0.9 % dearer), up to BUDGET.residual_passes times every model is re-planned alone against what the
    others of the pick leave (real prices, exact capacities), and the master picks again.
 
+Co-located engines (sized in bytes, problem.py) enter the master's inventory rows by their aggregate
+units, floor(UNITS_PER_GPU x share), a relaxation of their byte packing, so the bound stays valid for
+the byte-exact problem; the integer master also writes the dual-feasible-function rows of
+formulate._add_dff_rows (per pool, from each column's `dff` units), so that its pick needs no more
+GPUs than it pays for wherever those rows see it; place.py packs the bytes exactly and the plan's
+cost counts any GPU more.
+
 Measured: benchmarks/results/solver_scale.md. The bound is weakest where standby pays on a slot
 type no column holds yet: a model alone on a swap slot pays the whole slot, the bound charges it a
 quarter.
@@ -65,7 +72,7 @@ from maestro_plan.solve.decompose import (
 )
 from maestro_plan.solve.formulate import STANDBY_DRAM_FRACTION, STANDBY_MAX_MODELS, Scope, build_model
 from maestro_plan.solve.model import LinearModel
-from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
+from maestro_plan.solve.problem import DFFS, UNITS_PER_GPU, Problem, pool_gpus_needed, pool_usage
 from maestro_plan.units import GIB
 
 BLOCK_HIGHS_OPTIONS = {
@@ -99,6 +106,8 @@ class Column:
     spend: dict[str, float]  # $/h per cluster (fractional GPUs)
     holds: dict[int, int] = field(default_factory=dict)  # standby option -> 1
     slot_use: dict[int, tuple[float, float, float]] = field(default_factory=dict)  # slot type -> (busy, models, GiB)
+    dff: dict[tuple[int, int], int] = field(default_factory=dict)  # (pool, k) -> units in the DFFS[k] row
+    dff_rows: frozenset[tuple[int, int]] = frozenset()  # (pool, k) where an item counts above its face value: the row binds
 
 
 @dataclass
@@ -136,7 +145,21 @@ def _column(prob: Problem, model: str, counts: dict[int, int], holds: dict[int, 
         offered = {(g.cand, g.pool) for g in prob.groups if prob.candidates[g.cand].model == model}
         for k in sorted(offered & (set(prob.current) | set(tot))):
             change += w * abs(tot.get(k, 0) - prob.current.get(k, 0))
-    return Column(model, dict(counts), dict(units), dict(cut), gpu_cost, change, dict(spend), dict(holds), dict(slot_use))
+    dff, rows = _dff_usage(prob, counts)
+    return Column(model, dict(counts), dict(units), dict(cut), gpu_cost, change, dict(spend), dict(holds), dict(slot_use), dff, rows)
+
+
+def _dff_usage(prob: Problem, counts: dict[int, int]) -> tuple[dict[tuple[int, int], int], frozenset[tuple[int, int]]]:
+    """A column's units in the DFF rows of formulate.add_inventory (per pool and threshold), and
+    the rows where one of its co-located engines counts above its face value (the rows the master writes)."""
+    out: dict[tuple[int, int], int] = {}
+    rows: set[tuple[int, int]] = set()
+    for pi, (_u, whole, sub) in pool_usage(prob, counts).items():
+        for k, f in enumerate(DFFS):
+            out[(pi, k)] = whole + sum(f.units(x) * n for x, n in sub)
+            if any(f.binds(x) for x, _ in sub):
+                rows.add((pi, k))
+    return out, frozenset(rows)
 
 
 def _split(prob: Problem, counts: dict[int, int]) -> dict[str, dict[int, int]]:
@@ -188,6 +211,7 @@ def _master(prob: Problem, cols: _Columns, models: list[str], *, integer: bool):
             terms[g] = -float(UNITS_PER_GPU)
             cost[g] += p.price_per_gpu_hour
             lm.le(f"inventory[{p.key}]", "inventory", terms, 0.0)
+            _dff_master_rows(prob, lm, cols, models, w, K, slot_ts, p.index, g)
         else:
             row(f"inventory[{p.key}]", terms, float(p.units), "unit", p.index, ELASTIC_PRICE * dear)
         p_slots = [t for t in slot_ts if prob.slot_types[t].pool == p.index]
@@ -228,6 +252,22 @@ def _master(prob: Problem, cols: _Columns, models: list[str], *, integer: bool):
             cost[K[t]] += prob.pools[st.pool].price_per_gpu_hour * st.units / UNITS_PER_GPU
     lm.objective("cost", "min", dict(cost))
     return lm, w, K, shared, gvars
+
+
+def _dff_master_rows(prob: Problem, lm: LinearModel, cols: _Columns, models: list[str], w, K, slot_ts, pi: int, g: int) -> None:
+    """The integer master's DFF rows of pool pi (formulate._add_dff_rows): whole GPUs G >= the
+    picked columns' DFF units (whole-GPU swap slots count whole; slice slots at f of their share)."""
+    p = prob.pools[pi]
+    for k, f in enumerate(DFFS):
+        if not any((pi, k) in c.dff_rows for m in models for c in cols.cols[m]):
+            continue
+        terms = {w[(m, j)]: float(c.dff[(pi, k)]) for m in models for j, c in enumerate(cols.cols[m]) if c.dff.get((pi, k))}
+        for t in slot_ts:
+            st = prob.slot_types[t]
+            if st.pool == pi:
+                terms[K[t]] = float(st.units if st.units >= UNITS_PER_GPU else f.units(p.slice_share(st.units)))
+        terms[g] = -float(UNITS_PER_GPU)
+        lm.le(f"inventory[{p.key}/{f.name}]", "inventory", terms, 0.0)
 
 
 def _master_duals(prob: Problem, cols: _Columns, models: list[str]) -> tuple[float, Prices] | None:
@@ -480,20 +520,17 @@ def _integer_master(prob: Problem, cols: _Columns, models: list[str], start: dic
     hint = None
     if start is not None and all(m in start for m in models):
         hint = [0.0] * len(lm.vars)
-        units: dict[int, int] = defaultdict(int)
+        counts: dict[int, int] = {}
         for m in models:
             c = cols.cols[m][start[m]]
             hint[w[(m, start[m])]] = 1.0
-            for pi, u in c.units.items():
-                units[pi] += u
+            counts.update(c.counts)
             for t in c.slot_use:
                 if t in K:
                     hint[K[t]] = 1.0
-        for t, vi in K.items():
-            if hint[vi] > 0.5:
-                units[prob.slot_types[t].pool] += prob.slot_types[t].units
+        need = pool_gpus_needed(prob, counts, {t: 1 for t, vi in K.items() if hint[vi] > 0.5})
         for pi, vi in gvars.items():
-            hint[vi] = float(math.ceil(units.get(pi, 0) / UNITS_PER_GPU))
+            hint[vi] = float(need.get(pi, 0))
     res = solve_highs(lm, time_limit=BUDGET.master_wall_cap_s, seed=prob.settings.seed, rel_gap=MASTER_REL_GAP, max_nodes=BUDGET.master_max_nodes, hint=hint)
     if spent is not None:
         spent[0] += res.lp_iterations + BUDGET.cg_node_work * res.nodes
@@ -514,12 +551,9 @@ def _integer_master(prob: Problem, cols: _Columns, models: list[str], start: dic
 
 
 def _plan_cost(prob: Problem, picked: tuple[dict[int, int], dict[int, int], dict[int, int]]) -> float:
-    """$/h of whole GPUs for replica counts and swap slots."""
+    """$/h of whole GPUs for replica counts and swap slots (the fewest the inventory rows allow)."""
     counts, slots, _holds = picked
-    units, _ = usage(prob, counts)
-    for t in slots:
-        units[prob.slot_types[t].pool] += prob.slot_types[t].units
-    return math.fsum(math.ceil(u / UNITS_PER_GPU) * prob.pools[pi].price_per_gpu_hour for pi, u in units.items())
+    return math.fsum(n * prob.pools[pi].price_per_gpu_hour for pi, n in pool_gpus_needed(prob, counts, slots).items())
 
 
 def _residual_columns(prob: Problem, cols: _Columns, models: list[str], picked, spent: list[int]) -> int:

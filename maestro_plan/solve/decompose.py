@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from maestro_plan.plan.families import Family
 from maestro_plan.solve.budget import BUDGET
 from maestro_plan.solve.formulate import Scope, build_model
-from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
+from maestro_plan.solve.problem import UNITS_PER_GPU, Problem, pool_gpus_needed
 
 BLOCK_REL_GAP = 1e-4  # blocks stop at 0.01%: the bound adds each block's dual bound, so it stays valid
 
@@ -150,14 +150,15 @@ def _overused(prob: Problem, counts: dict[int, int]) -> tuple[set[int], set[str]
     """Pools whose GPUs or node-shape cuts, and budget-capped clusters whose $/h, these replica
     counts exceed (whole GPUs per pool)."""
     units, cut = usage(prob, counts)
-    bad_pools = {pi for pi, u in units.items() if u > prob.pools[pi].units}
+    need = pool_gpus_needed(prob, counts)  # GPUs by the inventory rows (DFF rows included)
+    bad_pools = {pi for pi, n in need.items() if n > prob.pools[pi].gpus}
     for (pi, t), used in cut.items():
         p = prob.pools[pi]
         if p.gpus_per_node % t and used > p.cut_capacity(t):
             bad_pools.add(pi)
     spend: dict[str, float] = defaultdict(float)
-    for pi, u in units.items():
-        spend[prob.pools[pi].cluster] += math.ceil(u / UNITS_PER_GPU) * prob.pools[pi].price_per_gpu_hour
+    for pi, n in need.items():
+        spend[prob.pools[pi].cluster] += n * prob.pools[pi].price_per_gpu_hour
     bad_clusters = {c.name for c in prob.inputs.inventory.clusters if c.budget_per_hour is not None and spend.get(c.name, 0.0) > c.budget_per_hour + 1e-9}
     return bad_pools, bad_clusters
 

@@ -2,7 +2,7 @@
 
 Decisions (integer unless said otherwise):
   n[g]      replicas of group g = (candidate, pool, service class)
-  G[p]      GPUs used in pool p (whole GPUs; slices of one GPU pack, so G = ceil(units / 8))
+  G[p]      GPUs used in pool p (whole GPUs; co-located engines counted by the aggregate rows)
   x[a]      continuous, fraction of demand d routed over arc a = (d, g)
   y[m, z]   binary, interactive model m has a replica in failure domain z = (cluster, zone)
   k[t]      binary, swap slot of type t exists (warm standby);  h[o] binary: model held in slot t
@@ -13,12 +13,19 @@ Constraints (family names are what explanations and `binding` report):
   capacity   sum_a x_a rate_d pf_d (1 + headroom) / cap_a <= n_g          for every group g
              (cap_a: the group's candidate serving only demand d's request class)
   demand     sum x + sum s = 1 (cost) or <= 1 (goodput: the rest is shed)   for every demand
-  inventory  8 G_p >= sum units n (+ slots);  G_p <= GPUs of p;  and for every power of two t that
-             does not divide the node size: sum_{tp >= t} tp n <= nodes x floor(G/t) x t
-             (with these, first-fit decreasing places every counted replica on real nodes: place.py)
-  memory     by construction: a candidate exists only if weights + overhead + a KV pool holding one
-             max_model_len request fit f x gpu_memory_utilization x HBM (estimate.replica_memory)
-  compute    by construction: a slice of f has compute share f; slices on one GPU add to <= 1
+  inventory  R G_p >= sum units n (+ slots), R = UNITS_PER_GPU: whole GPUs count tp R, a co-located
+             engine floor(R x its share of the usable HBM); per pool, for every dual
+             feasible function f of DFFS, R G_p >= whole units + sum R f(share) n (valid for any
+             byte packing); G_p <= GPUs of p; and for every power of two t that does not divide
+             the node size: sum_{tp >= t} tp n <= nodes x floor(G/t) x t. These are aggregate
+             rows, a relaxation of the byte-exact packing: place.py packs every GPU by bytes
+             (first-fit decreasing, then the pattern packer) and the plan's cost counts any GPU
+             the exact packing needs beyond G (assemble.py), so the gap stays honest.
+  memory     by construction: a whole-GPU candidate exists only if weights + overhead + a KV pool
+             holding one max_model_len request fit gpu_memory_utilization x HBM; a co-located one
+             is sized to weights + overhead + the KV of its planned concurrency (problem.py)
+  compute    by construction: a co-located engine's compute share is its share of the usable
+             HBM, so the bytes on a GPU summing within U keeps the shares within 1
   slo        by construction: an arc exists only where the class's engine budget + 2 x one-way link
              latency fits the demand's per-call budget, and capacity is taken at that budget
   zones      sum_z y[m, z] >= min(min_zones, failure domains of the fleet), y[m,z] <= sum n in z
@@ -71,11 +78,14 @@ from maestro_plan.estimate import (
     replica_memory,
     weight_bytes_total,
 )
+from maestro_plan.estimate.memory import hbm_bytes
 from maestro_plan.load.loader import tp_allowed
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.families import Family
 from maestro_plan.solve.model import LinearModel
 from maestro_plan.solve.problem import (
+    DFFS,
+    MIN_SHARE_UNITS,
     ROUTE_RESOLUTION,
     SLICE_UNITS,
     UNITS_PER_GPU,
@@ -91,6 +101,7 @@ from maestro_plan.solve.problem import (
     StandbyArc,
     StandbyOption,
     Vars,
+    units_of_share,
 )
 from maestro_plan.units import GIB
 
@@ -107,6 +118,15 @@ engine keeps its CUDA context and graphs on the GPU, which is subtracted from th
 STANDBY_DRAM_FRACTION = 0.5
 """Share of a node's host DRAM the planner lets standby weights take (a planning reserve: the rest
 is left to the OS, the serving engines' own host memory and page cache)."""
+
+SHARED_CONCURRENCY = (1,)
+"""Planned concurrencies a co-located engine is sized for (requests in flight of the length
+percentile, at least one max_model_len request): the smallest engine a model can run as; larger KV
+pools come from the slices (1/2, 1/4, 1/8 of the usable HBM, shared_sizes). Measured with powers of
+four up to vLLM's default max_num_seqs of 256 as well (1, 4, 16, 64, 256; same deterministic budget,
+plans_identical settings): the 100-GPU synth fleet, seed 0, $393.07/h against $385.90/h with (1,),
+the bundled fleet $514.49 against $513.86, seed 1 equal: more candidates, the same search budget,
+and a bound lower by 0.1-0.5 %. So they are left out (the plan's gap_covers says so)."""
 
 MAX_CLASSES_PER_CLUSTER = 4
 CLASS_GAIN = 1.02  # a per-demand class is kept only where it buys >= 2% capacity over class `all`
@@ -138,6 +158,7 @@ def pools_of(inputs: Inputs) -> list[Pool]:
                     node_names=tuple(p.node_names),
                     price_per_gpu_hour=float(price),
                     host_dram_bytes=int(p.host_dram_gib * GIB),
+                    usable_bytes=int(hbm_bytes(gpu) * float(engine_for(None, gpu, VLLM).gpu_memory_utilization)),  # the GPU type's reserves
                 )
             )
     return out
@@ -191,6 +212,13 @@ def _envelope(mixes: list[RequestMix], max_model_len: int) -> RequestMix:
     )
 
 
+def _kv_tokens_per_request(mid: str, demands: list[DemandRow], settings: SolveSettings, max_model_len: int) -> int:
+    """KV tokens one request of `mid` reserves at the length percentile: the largest over its
+    demands (their class mixes, so naive reservation gives max_model_len)."""
+    per = [_class_mix(d.mix, settings, max_model_len).kv_tokens_per_request for d in demands if d.model == mid]
+    return max(1, math.ceil(max(per))) if per else max_model_len
+
+
 def _class_mix(mix: RequestMix, settings: SolveSettings, max_model_len: int) -> RequestMix:
     if settings.kv_reservation == "naive":
         # naive reservation: every request reserves a full max_model_len of KV
@@ -208,7 +236,6 @@ class _Builder:
         self.inputs = inputs
         self.s = settings
         self.engine = VLLM
-        self.util = float(VLLM.gpu_memory_utilization)
         self.dm = dm if dm is not None else compute_demand(inputs, percentile=settings.length_percentile, slowdown_scale=dict(settings.slo_slowdown_scale), budget_rule=settings.slo_budget_rule)
         self.current_plan = current_plan
         self.notes: list[str] = []
@@ -217,7 +244,9 @@ class _Builder:
         self.weight_cache: dict[str, int] = {}  # model -> whole-model weight bytes
 
     # ---------------------------------------------------------------- candidates
-    def candidates(self, models: list[str], pools: list[Pool]) -> list[Candidate]:
+    def candidates(self, models: list[str], pools: list[Pool], demands: list[DemandRow] | None = None) -> list[Candidate]:
+        """Whole-GPU candidates (every allowed power-of-two TP that fits), and for TP 1 (with
+        co-location on) the co-located engines of shared_candidates."""
         per_node: dict[str, int] = defaultdict(int)
         for p in pools:
             per_node[p.gpu_type] = max(per_node[p.gpu_type], p.gpus_per_node)
@@ -234,32 +263,70 @@ class _Builder:
                 for tp in m.tp_degrees:
                     if not _is_pow2(tp) or tp > per_node[gid] or not tp_allowed(a.num_attention_heads, kvh, tp):
                         continue
-                    sizes = SLICE_UNITS if (tp == 1 and self.s.colocation) else (tp * UNITS_PER_GPU,)
-                    for units in sizes:
-                        f = units / (UNITS_PER_GPU * tp)
-                        frac = engine_for(m, gpu, self.engine).gpu_memory_utilization * f  # the GPU type's / model's reserves
-                        mem = replica_memory(m, gpu, tp, gpu_memory_utilization=frac, max_model_len=m.context_len, engine=self.engine)
-                        if not mem.fits:
-                            break  # smaller slices fit even less
-                        overhead = int(mem.activation_bytes_per_gpu) + int(mem.non_torch_bytes_per_gpu) + int(getattr(mem, "cuda_graph_bytes_per_gpu", 0))
-                        out.append(
-                            Candidate(
-                                index=len(out),
-                                key=f"{mid}@{gid}/tp{tp}/u{units}",
-                                model=mid,
-                                gpu_type=gid,
-                                tp=tp,
-                                units=units,
-                                compute_share=f,
-                                memory_fraction=frac,
-                                weights_bytes_per_gpu=int(mem.weights_bytes_per_gpu),
-                                overhead_bytes_per_gpu=overhead,
-                                kv_pool_bytes_per_gpu=int(mem.kv_pool_bytes_per_gpu),
-                                kv_bytes_per_token_per_gpu=int(mem.kv_bytes_per_token_per_gpu),
-                                max_model_len=m.context_len,
-                            )
-                        )
+                    util = self.util_of(mid, gid)  # the GPU type's / model's reserves (engine_for)
+                    mem = replica_memory(m, gpu, tp, gpu_memory_utilization=util, max_model_len=m.context_len, engine=self.engine)
+                    if not mem.fits:
+                        continue
+                    out.append(self._candidate(len(out), f"{mid}@{gid}/tp{tp}/u{tp * UNITS_PER_GPU}", mid, gid, tp, tp * UNITS_PER_GPU, 1.0, util, mem, 0))
+                    if tp == 1 and self.s.colocation:
+                        for c in self.shared_candidates(mid, gid, _kv_tokens_per_request(mid, demands or [], self.s, m.context_len)):
+                            out.append(replace(c, index=len(out)))
         return out
+
+    def util_of(self, mid: str | None, gid: str) -> float:
+        """gpu_memory_utilization for `mid` on GPU type `gid` (engine_for: the model's, then the GPU
+        type's reserves, then the engine default); `mid` None: the GPU type's, which bounds what
+        co-located engines of several models share."""
+        m = self.inputs.models[mid] if mid is not None else None
+        return float(engine_for(m, self.inputs.gpu_types[gid], self.engine).gpu_memory_utilization)
+
+    def _candidate(self, index: int, key: str, mid: str, gid: str, tp: int, units: int, share: float, frac: float, mem, mem_bytes: int, usable: int = 0) -> Candidate:
+        overhead = int(mem.activation_bytes_per_gpu) + int(mem.non_torch_bytes_per_gpu) + int(getattr(mem, "cuda_graph_bytes_per_gpu", 0))
+        return Candidate(
+            index=index, key=key, model=mid, gpu_type=gid, tp=tp, units=units, compute_share=share, memory_fraction=frac,
+            weights_bytes_per_gpu=int(mem.weights_bytes_per_gpu), overhead_bytes_per_gpu=overhead, kv_pool_bytes_per_gpu=int(mem.kv_pool_bytes_per_gpu),
+            kv_bytes_per_token_per_gpu=int(mem.kv_bytes_per_token_per_gpu), max_model_len=self.inputs.models[mid].context_len, mem_bytes=mem_bytes,
+            usable_bytes=usable,
+        )
+
+    def shared_candidates(self, mid: str, gid: str, per_request: int) -> list[Candidate]:
+        """Co-located engines of `mid` on one GPU of type `gid`, sized in bytes: weights + reserves
+        + the KV of c requests of `per_request` tokens (the length percentile; at least one
+        max_model_len request; whole KV blocks) for the planned concurrencies c of
+        SHARED_CONCURRENCY, and today's slices (1/2, 1/4, 1/8 of the usable HBM U, the KV taking
+        what the weights leave) where they hold one max_model_len request; each at least
+        MIN_SHARE_UNITS / UNITS_PER_GPU of U and below U (all of U is the whole-GPU candidate).
+        One candidate per aggregate size (unique keys). Index 0: set by the caller."""
+        m, gpu = self.inputs.models[mid], self.inputs.gpu_types[gid]
+        usable = int(hbm_bytes(gpu) * self.util_of(None, gid))  # the per-GPU budget co-located engines share (the GPU type's reserves)
+        base = replica_memory(m, gpu, 1, kv_cache_bytes_per_gpu=0, engine=self.engine)
+        fixed = int(base.weights_bytes_per_gpu) + int(base.activation_bytes_per_gpu) + int(base.non_torch_bytes_per_gpu) + int(getattr(base, "cuda_graph_bytes_per_gpu", 0))
+        block = int(self.engine.block_size)
+        block_bytes = int(base.kv_bytes_per_token_per_gpu) * block
+        if block_bytes <= 0:
+            return []
+        least = fixed + -(-m.context_len // block) * block_bytes
+        out: list[Candidate] = []
+        seen: set[int] = set()
+        for b in sorted(x for x in self.shared_sizes(mid, usable, fixed, block_bytes, per_request) if least <= x < usable):
+            units = units_of_share(b / usable)
+            if units in seen:
+                continue
+            seen.add(units)
+            kv = (b - fixed) // block_bytes * block_bytes  # whole blocks: what vLLM allocates of the pool
+            mem = replica_memory(m, gpu, 1, kv_cache_bytes_per_gpu=kv, max_model_len=m.context_len, engine=self.engine)
+            out.append(self._candidate(0, f"{mid}@{gid}/tp1/u{units}", mid, gid, 1, units, b / usable, b / hbm_bytes(gpu), mem, b, usable))
+        return out
+
+    def shared_sizes(self, mid: str, usable: int, fixed: int, block_bytes: int, per_request: int) -> set[int]:
+        """Bytes of the co-located engines offered for `mid` (see shared_candidates; `fixed`: weights
+        and reserves, `block_bytes`: one KV block). benchmarks/binpack_planner.py replaces it to
+        give every model one engine of an OR-Library item's size."""
+        block = int(self.engine.block_size)
+        m = self.inputs.models[mid]
+        floor_b = usable * MIN_SHARE_UNITS // UNITS_PER_GPU  # floor: MAX_ENGINES_PER_GPU of them fit U
+        sizes = {max(fixed + -(-max(m.context_len, c * per_request) // block) * block_bytes, floor_b) for c in SHARED_CONCURRENCY}
+        return sizes | {usable * u // UNITS_PER_GPU for u in SLICE_UNITS[1:]}
 
     def capacity(self, cand: Candidate, mix: RequestMix, budget: float) -> CapacityResult | None:
         key = (cand.model, cand.gpu_type, cand.tp, cand.units, cand.kv_pool_bytes_per_gpu, mix.mean_input, mix.mean_output, mix.kv_tokens_per_request, round(budget, 6))
@@ -346,7 +413,7 @@ def build_problem(inputs: Inputs, settings: SolveSettings, *, demand_model=None,
     net = network(inputs)
     demands = demand_rows(b.dm, settings)
     models = sorted({d.model for d in demands})
-    all_cands = b.candidates(models, pools)
+    all_cands = b.candidates(models, pools, demands)
     classes = b.classes(demands, sorted({p.cluster for p in pools}), net)
     cls_by_model: dict[str, list[ServiceClass]] = defaultdict(list)
     for c in classes:
@@ -410,7 +477,7 @@ def _current_replicas(current_plan) -> tuple[set[str], dict[tuple[str, str, str]
     cur_raw: dict[tuple[str, str, str], int] = defaultdict(int)
     if current_plan is not None:
         for r in current_plan.replicas:
-            units = int(round(r.compute_share * UNITS_PER_GPU * r.tp)) if r.tp == 1 else r.tp * UNITS_PER_GPU
+            units = units_of_share(r.compute_share) if (r.tp == 1 and r.compute_share < 1.0) else r.tp * UNITS_PER_GPU
             key = f"{r.model}@{r.gpu_type}/tp{r.tp}/u{units}"
             protected.add(key)
             cur_raw[(key, r.cluster, r.node_pool)] += 1
@@ -429,12 +496,23 @@ def _dominated(usable: list[Candidate], caps, cls_by_model, protected: set[str])
             if A.key in protected:
                 continue
             for B in cs:
-                if B.index == A.index or B.index in dominated or A.units % B.units:
+                if B.index == A.index or B.index in dominated or A.units % B.units or not _packs_into(B, A):
                     continue
                 if _dominates(B, A, caps, cls_by_model[mid]):
                     dominated.add(A.index)
                     break
     return dominated
+
+
+def _packs_into(B: Candidate, A: Candidate) -> bool:
+    """k = A.units / B.units copies of B fit wherever one A does: always for whole GPUs; a
+    co-located B only if k x its bytes fit A's bytes, or (A on whole GPUs) k copies fit A's tp GPUs."""
+    if not B.shared:
+        return True
+    k = A.units // B.units
+    if A.shared:
+        return k * B.mem_bytes <= A.mem_bytes
+    return (B.usable_bytes // B.mem_bytes) * A.tp >= k
 
 
 def _dominates(B: Candidate, A: Candidate, caps, scs: list[ServiceClass]) -> bool:
@@ -535,8 +613,8 @@ def _standby(b: _Builder, pools, demands, all_cands, groups, candidates, net) ->
         return [], [], []
     configs: dict[str, set[tuple[int, int]]] = defaultdict(set)
     for c in all_cands:
-        if c.model in rare:
-            configs[c.gpu_type].add((c.tp, c.units))
+        if c.model in rare:  # swap slots stay power-of-two slices: whole GPUs, or 1/2, 1/4, 1/8 of one
+            configs[c.gpu_type].update([(c.tp, c.units)] if not c.shared else [(1, u) for u in SLICE_UNITS[1:]])
     slot_types: list[SlotType] = []
     options: list[StandbyOption] = []
     sarcs: list[StandbyArc] = []
@@ -923,6 +1001,7 @@ def add_inventory(part: _Part) -> None:
             for t in slots_by_pool[pi]:
                 terms[v.slot[t.index]] = -float(t.units)
             lm.ge(f"inventory[{p.key}]", Family.INVENTORY, terms, 0.0, key=("pool", pi))
+            _add_dff_rows(part, p, by_pool[pi], slots_by_pool[pi])
         for t in p.cut_sizes:
             cut = {v.n[g.index]: float(cands[g.cand].tp) for g in by_pool[pi] if cands[g.cand].tp >= t}
             cut.update({v.slot[st.index]: float(st.tp) for st in slots_by_pool[pi] if st.tp >= t})
@@ -931,6 +1010,25 @@ def add_inventory(part: _Part) -> None:
                 lm.le(f"inventory[{p.key}/tp>={t}]", Family.INVENTORY, cut, float(cap), key=("cut", pi, t))
         if slots_by_pool[pi]:
             lm.le(f"standby[{p.key}/slots]", Family.STANDBY, {v.slot[st.index]: 1.0 for st in slots_by_pool[pi]}, 1.0, key=("slots", pi))
+
+
+def _add_dff_rows(part: _Part, p: Pool, groups: list[Group], slots: list[SlotType]) -> None:
+    """inventory[pool/dff-...]: for each dual feasible function f of DFFS (problem.py),
+    R G >= units of whole GPUs + R f(share) of every sub-GPU item (co-located engines, slice swap
+    slots). Valid for any byte-feasible packing; they close the main row's gap where it is widest
+    (three engines of 0.6 count 1.8 GPUs there, 3 here; five of 0.4: 2 there, 3 here). A row is
+    written only where some item of the pool counts above its face value (else the main row implies it)."""
+    cands, v = part.prob.candidates, part.v
+    sub = [(v.n[g.index], cands[g.cand].share_exact) for g in groups if cands[g.cand].shared]
+    sub += [(v.slot[t.index], p.slice_share(t.units)) for t in slots if t.units < UNITS_PER_GPU]
+    whole = {v.n[g.index]: -float(cands[g.cand].units) for g in groups if not cands[g.cand].shared}
+    whole.update({v.slot[t.index]: -float(t.units) for t in slots if t.units >= UNITS_PER_GPU})
+    for f in DFFS:
+        if not any(f.binds(x) for _, x in sub):
+            continue
+        terms = {v.gpus[p.index]: float(UNITS_PER_GPU), **whole}
+        terms.update({vi: -float(f.units(x)) for vi, x in sub if f.units(x)})
+        part.lm.ge(f"inventory[{p.key}/{f.name}]", Family.INVENTORY, terms, 0.0, key=("dff", p.index, f.name))
 
 
 def add_zones(part: _Part) -> None:

@@ -27,20 +27,38 @@ from dataclasses import replace
 
 from maestro_plan.plan.families import Family
 from maestro_plan.solve.model import LinearModel, SolveResult
-from maestro_plan.solve.problem import UNITS_PER_GPU, Problem
+from maestro_plan.solve.patterns import first_fit_decreasing
+from maestro_plan.solve.problem import MAX_ENGINES_PER_GPU, UNITS_PER_GPU, Candidate, Problem, pool_gpus_needed
 
 
 class _State:
     def __init__(self, prob: Problem) -> None:
         self.prob = prob
         self.units = defaultdict(int)  # pool -> units used
+        self.whole = defaultdict(int)  # pool -> GPUs of whole-GPU replicas
+        self.sub: dict[int, list[int]] = defaultdict(list)  # pool -> bytes of co-located engines
         self.cut = defaultdict(int)  # (pool, t) -> GPUs used by items with tp >= t
         self.spend = defaultdict(float)  # cluster -> $/h
         self.n = defaultdict(int)  # group -> count
         self.budget = {c.name: c.budget_per_hour for c in prob.inputs.inventory.clusters}
 
-    def gpus(self, pi: int, units: int) -> int:
-        return math.ceil(units / UNITS_PER_GPU)
+    def gpus(self, pi: int, c: Candidate | None = None) -> int:
+        """GPUs pool pi takes (with candidate c added): whole GPUs plus the first-fit-decreasing
+        bins of its co-located engines, which place.py never exceeds (it keeps FFD unless the
+        pattern packer does better), so a greedy plan always places."""
+        whole = self.whole[pi] + (c.tp if c is not None and not c.shared else 0)
+        sub = self.sub[pi] + ([c.mem_bytes] if c is not None and c.shared else [])
+        return whole + (len(first_fit_decreasing(sub, self.prob.pools[pi].usable_bytes, MAX_ENGINES_PER_GPU)) if sub else 0)
+
+    def _fits(self, pi: int, c: Candidate) -> bool:
+        """c fits pool pi: cheaply where any packing that leaves no two bins jointly within one GPU
+        does (bins <= 2 x total share + 1), else by the FFD count."""
+        p = self.prob.pools[pi]
+        whole = self.whole[pi] + (0 if c.shared else c.tp)
+        sub = sum(self.sub[pi]) + (c.mem_bytes if c.shared else 0)
+        if whole + (2 * sub / p.usable_bytes + 1 if sub else 0) <= p.gpus:
+            return True
+        return self.gpus(pi, c) <= p.gpus
 
     def can_add(self, gi: int) -> bool:
         prob = self.prob
@@ -49,7 +67,7 @@ class _State:
         p = prob.pools[g.pool]
         if self.n[gi] >= g.max_count:
             return False
-        if self.units[g.pool] + c.units > p.units:
+        if not self._fits(g.pool, c):
             return False
         t = 2
         while t <= c.tp:
@@ -58,7 +76,7 @@ class _State:
             t *= 2
         cap = self.budget.get(p.cluster)
         if cap is not None:
-            extra = (self.gpus(g.pool, self.units[g.pool] + c.units) - self.gpus(g.pool, self.units[g.pool])) * p.price_per_gpu_hour
+            extra = (self.gpus(g.pool, c) - self.gpus(g.pool)) * p.price_per_gpu_hour
             if self.spend[p.cluster] + extra > cap + 1e-9:
                 return False
         return True
@@ -68,9 +86,15 @@ class _State:
         g = prob.groups[gi]
         c = prob.candidates[g.cand]
         p = prob.pools[g.pool]
-        before = self.gpus(g.pool, self.units[g.pool])
+        capped = self.budget.get(p.cluster) is not None  # spend is only read against budget caps
+        before = self.gpus(g.pool) if capped else 0
         self.units[g.pool] += c.units
-        self.spend[p.cluster] += (self.gpus(g.pool, self.units[g.pool]) - before) * p.price_per_gpu_hour
+        if c.shared:
+            self.sub[g.pool].append(c.mem_bytes)
+        else:
+            self.whole[g.pool] += c.tp
+        if capped:
+            self.spend[p.cluster] += (self.gpus(g.pool) - before) * p.price_per_gpu_hour
         t = 2
         while t <= c.tp:
             self.cut[(g.pool, t)] += c.tp
@@ -240,21 +264,17 @@ def fixed_values(prob: Problem, counts: dict[int, int], slots: dict[int, int] | 
     """Values of every integer variable implied by replica counts (and standby choices)."""
     v = prob.v
     out: dict[int, float] = {}
-    units: dict[int, int] = defaultdict(int)
     for gi, vi in v.n.items():
-        c = counts.get(gi, 0)
-        out[vi] = float(c)
-        units[prob.groups[gi].pool] += c * prob.candidates[prob.groups[gi].cand].units
+        out[vi] = float(counts.get(gi, 0))
     slots = slots or {}
     holds = holds or {}
     for ti, vi in v.slot.items():
-        k = slots.get(ti, 0)
-        out[vi] = float(k)
-        units[prob.slot_types[ti].pool] += k * prob.slot_types[ti].units
+        out[vi] = float(slots.get(ti, 0))
     for oi, vi in v.hold.items():
         out[vi] = float(holds.get(oi, 0))
+    need = pool_gpus_needed(prob, counts, slots)
     for pi, vi in v.gpus.items():
-        out[vi] = float(math.ceil(units[pi] / UNITS_PER_GPU))
+        out[vi] = float(need.get(pi, 0))
     present: dict[tuple[str, tuple[str, str]], bool] = defaultdict(bool)
     for gi, c in counts.items():
         if c > 0:

@@ -5,7 +5,7 @@ Design note (issue 15; figures: benchmarks/results/binpack.md, `python -m benchm
 ----------------------------------------------------------------------------------------------------
 Pick: Gilmore-Gomory pattern column generation (`solve_patterns`). Measured on the 160 OR-Library
 instances mapped to H100 bytes (2 pinned cores, shared machine): the optimum on 160/160, each in
-<= 1.67 s (1.84 s in an earlier run: wall times follow the load), every one proven (found = lower bound); today's slices need 1.48-1.50x the optimum.
+<= 1.67 s (1.84 s in an earlier run: wall times follow the load), every one proven (found = lower bound); the power-of-two slices the planner used before needed 1.48-1.50x the optimum.
 Why: (1) the bound. The lower bound (L1, or ceil of the pattern LP where L1 is short) equals the
 optimum on all 160, u250_13 included, whose L2 bound is one short; the boolean-assignment CP-SAT
 model (`patterns_cpsat.solve_cpsat`, kept for comparison) has only the L1 bound and symmetric bins: it proved
@@ -22,26 +22,29 @@ rounding misses the optimum by one GPU on 4 of 20 t60 and 1 of 20 t120 instances
 weakness of rounding on triplets. A branch-and-price (branching on item pairs) would close that in
 general; it is not built.
 
-How it plugs into solve/colgen.py: today its columns are per-model plans (replica mixes) and GPU
-count is counted in slice units. With byte packing the master gains one family of columns per GPU
-type: a fill pattern (a multiset of engine configurations whose bytes sum within usable HBM and whose
-count is <= max_per_bin) priced by the duals of the rows "engines of configuration e placed >=
-engines chosen by the model plans". The model-plan columns then demand engines instead of slices,
-and `_price` below (bounded knapsack with a cardinality cap, exact on a byte grid) is the pricing
-problem per GPU type. Its lower bound replaces the slice bound in the reported gap.
+How it is wired into the planner (measured, then picked): patterns as master columns would need a
+pricing knapsack per GPU type inside every column generation round and a branch-and-price for
+integrality, on fleets of thousands of GPUs; instead the planner keeps per-pool aggregate rows
+(bytes summed within the usable HBM, as units of 1/65536 of it, plus dual-feasible-function rows,
+solve/formulate.py add_inventory and the colgen master), a valid relaxation whose bound stays a lower
+bound of the byte-exact problem, and packs each pool exactly afterwards (solve/place.py: this
+module, which returns FFD where FFD meets the L1 bound). Where the exact packing needs more GPUs
+than the aggregate rows counted, the plan pays for them and reports its gap from that cost
+(solve/assemble.py). benchmarks/binpack_planner.py runs the OR-Library instances through the planner
+this way.
 
-Engines per GPU: the core takes max_per_bin as input. The limit we can defend for the planner is 8,
-today's UNITS_PER_GPU: the planner already co-locates eight 1/8-slice engines, so byte packing
-changes what each engine may hold, not how many processes share a GPU. Memory is sound for any
-count (each engine's bytes include its own non-torch and CUDA-graph reserves, data/vllm.yaml); the
-cap stands for what bytes do not model (per-process scheduling overhead), unmeasured here.
+Engines per GPU: the planner caps them at MAX_ENGINES_PER_GPU = 8 (solve/problem.py), today's slice
+count: byte packing changes what each engine may hold, not how many processes share a GPU. Memory is
+sound for any count (each engine's bytes include its own non-torch and CUDA-graph reserves,
+data/vllm.yaml); the cap stands for what bytes do not model (per-process scheduling overhead),
+unmeasured here. The planner enforces it through the sizes: every engine holds at least 1/8 of the
+usable HBM (the rest beyond its need goes to its KV cache).
 
-Interference/compute-share model it would still need: a pattern is feasible in memory only. An
-engine's throughput on a shared GPU needs its compute share f_e (sum over the pattern <= 1) and a
-slowdown when engines run concurrently (time slicing / MPS). Adding sum f_e <= 1 is a second knapsack
-dimension in `_price` (a 2-D DP or CP-SAT); the slowdown needs measured co-location data, which we
-do not have: the gap then covers memory packing exactly and compute only under the stated share
-model.
+Interference/compute-share model: an engine's compute share is its share of the usable HBM
+(time-shared in proportion to bytes, the slices' model made continuous), so bytes within U keep
+the shares within 1 and one knapsack dimension suffices. A slowdown beyond the share when engines
+run concurrently (time slicing / MPS) needs measured co-location data, which we do not have: the
+gap covers memory packing exactly and compute only under the stated share model.
 
 Exactness of the byte grid: sizes and capacity are first divided by their gcd (exact). If the
 capacity is still above GRID_CELLS cells, pricing runs twice on a grid of g bytes: with sizes rounded
@@ -141,13 +144,13 @@ class _Grid:
     exact: bool
 
 
-def _grid(type_sizes: list[int], capacity: int) -> _Grid:
+def _grid(type_sizes: list[int], capacity: int, cells: int = GRID_CELLS) -> _Grid:
     g = reduce(math.gcd, type_sizes, capacity)
     sizes, cap = [s // g for s in type_sizes], capacity // g
-    if cap <= GRID_CELLS:
+    if cap <= cells:
         a = np.array(sizes, dtype=np.int64)
         return _Grid(a, a, cap, True)
-    cell = -(-cap // GRID_CELLS)
+    cell = -(-cap // cells)
     up = np.array([-(-s // cell) for s in sizes], dtype=np.int64)
     down = np.array([s // cell for s in sizes], dtype=np.int64)
     return _Grid(up, down, cap // cell, False)
@@ -382,9 +385,11 @@ def _to_bins(sizes: list[int], type_sizes: list[int], patterns: list[list[int]],
     return sorted(bins)
 
 
-def solve_patterns(sizes: list[int], capacity: int, max_per_bin: int | None = None, exact_fill: bool = True) -> PackResult:
+def solve_patterns(sizes: list[int], capacity: int, max_per_bin: int | None = None, exact_fill: bool = True, grid_cells: int = GRID_CELLS) -> PackResult:
     """Gilmore-Gomory column generation: pattern LP (HiGHS) + exact knapsack pricing, then the
-    integer master over generated patterns (HiGHS MIP, node limit) against LP rounding + FFD."""
+    integer master over generated patterns (HiGHS MIP, node limit) against LP rounding + FFD.
+    `grid_cells`: the pricing grid's width where sizes have no large common divisor (see the note
+    on the byte grid above; fewer cells: faster, the bound weaker, every pattern still feasible)."""
     sizes = [int(s) for s in sizes]
     kmax = len(sizes) if max_per_bin is None else int(max_per_bin)
     validate_items(sizes, capacity, kmax)
@@ -394,7 +399,7 @@ def solve_patterns(sizes: list[int], capacity: int, max_per_bin: int | None = No
     cnt = Counter(sizes)
     type_sizes = sorted(cnt, reverse=True)
     demand = [cnt[s] for s in type_sizes]
-    grid = _grid(type_sizes, capacity)
+    grid = _grid(type_sizes, capacity, grid_cells)
     tindex = {s: t for t, s in enumerate(type_sizes)}
     patterns = []
     ffd = first_fit_decreasing(sizes, capacity, kmax)

@@ -35,7 +35,7 @@ from maestro_plan.solve.backends import run_backend
 from maestro_plan.solve.budget import BUDGET
 from maestro_plan.solve.formulate import build_problem
 from maestro_plan.solve.model import Objective, PhaseResult, SolveResult, relative_gap
-from maestro_plan.solve.place import place
+from maestro_plan.solve.place import PlacementError, place
 from maestro_plan.solve.problem import Problem, SolveSettings
 
 
@@ -278,6 +278,34 @@ def _placed_plan(run: _Run, result: SolveResult, status: str, current_plan) -> P
     return plan
 
 
+PLACE_REPAIR_ROUNDS = 3  # re-solves when the exact packing of co-located engines overflows a pool (count, not time)
+
+
+def _place_with_repair(run: _Run, result: SolveResult, status: str, current_plan, progress) -> tuple[Plan, SolveResult]:
+    """Place the solution; where the byte-exact packing of a pool's co-located engines needs more
+    GPUs than the pool has (the solver counted them by aggregate rows, formulate.add_inventory),
+    lower that pool's GPU bound by the shortfall and solve again, at most PLACE_REPAIR_ROUNDS
+    times. The re-solved model is a restriction, so the first solve's bound (valid for the
+    unrestricted problem) is the one reported, and the plan is at most `feasible`."""
+    bound = result.phases[0].bound if result.phases else None
+    for k in range(PLACE_REPAIR_ROUNDS + 1):
+        try:
+            return _placed_plan(run, result, status, current_plan), result
+        except PlacementError as e:
+            if k == PLACE_REPAIR_ROUNDS or e.pool < 0 or run.settings.solver == "greedy" or e.pool not in run.prob.v.gpus:
+                raise
+            var = run.prob.lm.vars[run.prob.v.gpus[e.pool]]
+            used = round(result.values[run.prob.v.gpus[e.pool]]) if result.values is not None else int(var.ub)
+            var.ub = float(max(0, min(var.ub, used - (e.needed - run.prob.pools[e.pool].gpus))))
+            run.prob.notes.append(f"placement: the exact packing of {run.prob.pools[e.pool].key} needed {e.needed} GPUs; re-solved with at most {int(var.ub)} counted there")
+            run.hint = None  # the start may break the lowered bound
+            result, status = _backend_result(run, progress)
+            status = "feasible" if status == "optimal" else status
+            if result.phases and bound is not None:
+                result.phases[0].bound = bound if result.phases[0].bound is None else min(bound, result.phases[0].bound)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _stats(run: _Run, plan: Plan, result: SolveResult, t0: float) -> dict[str, Any]:
     s = run.settings
     run.timings["total_s"] = round(time.perf_counter() - t0, 4)
@@ -330,5 +358,5 @@ def solve(
         from maestro_plan.solve.dump import dump_model as dump
 
         dump(run.prob.lm, dump_model, seed=settings.seed)
-    plan = _placed_plan(run, result, status, current_plan)
+    plan, result = _place_with_repair(run, result, status, current_plan, progress)
     return plan, _stats(run, plan, result, t0)

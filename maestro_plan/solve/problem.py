@@ -9,10 +9,17 @@ Objects (all frozen, all indexed by position; keys are human-readable and sorted
 
 - Pool: one node pool (identical nodes, one GPU type, one zone) of one cluster.
 - DemandRow: one request class of a (source, model) pair of the demand model (estimate.compute_demand).
-- Candidate: a replica configuration. `units` is its size in 1/UNITS_PER_GPU of a GPU: tp x 8 for
-  whole GPUs, or 4, 2, 1 for a half, quarter, eighth of one GPU (co-located small models; tp 1 only).
-  A slice of fraction f gets f x gpu_memory_utilization x HBM (vLLM's per-instance
-  --gpu-memory-utilization, so co-located engines add up to the engine default) and compute share f.
+- Candidate: a replica configuration. Whole GPUs: tp x UNITS_PER_GPU units, memory fraction
+  gpu_memory_utilization, compute share 1. Co-located (tp 1, `shared`): an engine sized to its need
+  in bytes, `mem_bytes` = weights + activation + non-torch + CUDA-graph reserves + the KV of its
+  planned concurrency at the length percentile (at least one max_model_len request), never below
+  MIN_SHARE of the usable HBM U = gpu_memory_utilization x HBM; its share s = mem_bytes / U is both
+  its memory share (--gpu-memory-utilization s x util, --kv-cache-memory-bytes exact) and its
+  compute share (interference model: engines on one GPU time-share it in proportion to s, and each
+  one's capacity is today's estimator at compute share s). Per GPU: sum of mem_bytes <= U, hence
+  sum of shares <= 1 and, with s >= MIN_SHARE, at most MAX_ENGINES_PER_GPU engines.
+  `units` = floor(s x UNITS_PER_GPU): the aggregate coefficient of the inventory rows (a valid
+  relaxation of the byte packing; place.py packs the bytes exactly).
 - ServiceClass: what a replica group promises: an engine latency budget (the per-call budget
   minus the network round trip). Class `all` of a (model, cluster) runs at the tightest budget of
   every reachable demand, so it may serve all of them; looser classes serve only the demands whose
@@ -27,17 +34,89 @@ Objects (all frozen, all indexed by position; keys are human-readable and sorted
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from maestro_plan.estimate import CapacityResult, RequestMix
 from maestro_plan.solve.model import LinearModel
 
-UNITS_PER_GPU = 8
-"""Slice granularity: 1/8 of a GPU (slices of 1/2, 1/4, 1/8 and whole GPUs, all powers of two, so
-that first-fit decreasing packs any feasible multiset exactly; see place.py)."""
+UNITS_PER_GPU = 65536
+"""Resolution of the per-pool aggregate rows: a co-located engine of share s counts floor(65536 s)
+units there (rounded down, so the rows stay a relaxation of the byte-exact packing: any byte-feasible
+set of engines on a GPU has sum floor(65536 s) <= 65536). 1/65536 of usable HBM is 1.1 MiB on an
+H100 (0.92 x 79.65 GiB), so rounding loses at most that per engine; a power of two so that whole GPUs
+and the swap slots' 1/2, 1/4, 1/8 slices are exact."""
 
-SLICE_UNITS = (8, 4, 2, 1)
+MAX_ENGINES_PER_GPU = 8
+"""Engines (vLLM processes) sharing one GPU at most: today's limit (eight 1/8 slices), kept because
+what bytes do not model (per-process scheduling and context-switch overhead) is unmeasured here; see
+the design note in patterns.py."""
+
+MIN_SHARE_UNITS = UNITS_PER_GPU // MAX_ENGINES_PER_GPU
+"""An engine holds at least 1/MAX_ENGINES_PER_GPU of the usable HBM (the rest beyond its need goes to
+its KV cache), so the memory rows alone enforce MAX_ENGINES_PER_GPU."""
+
+SLICE_UNITS = (UNITS_PER_GPU, UNITS_PER_GPU // 2, UNITS_PER_GPU // 4, UNITS_PER_GPU // 8)
+"""Swap slots (warm standby) stay power-of-two slices of a GPU."""
+
+
+@dataclass(frozen=True)
+class Dff:
+    """A dual feasible function f (Fekete and Schepers 2001): any set of item sizes that fits one
+    bin (sum <= 1) maps to values summing to <= 1, so GPUs >= whole GPUs + sum f(share) holds for
+    every byte-feasible packing (formulate._add_dff_rows). kind "eps": u^(eps), x > 1 - eps -> 1,
+    eps <= x <= 1 - eps -> x, x < eps -> 0; kind "k": u^(k), x if (k + 1) x is an integer, else
+    floor((k + 1) x) / k."""
+
+    kind: str
+    value: Fraction
+
+    @property
+    def name(self) -> str:
+        return f"dff-{self.kind}{self.value.numerator}" + (f"/{self.value.denominator}" if self.value.denominator != 1 else "")
+
+    def units(self, x: Fraction) -> int:
+        """UNITS_PER_GPU x f(x), rounded down (exact comparisons on the exact share)."""
+        if self.kind == "eps":
+            if x > 1 - self.value:
+                return UNITS_PER_GPU
+            return x.numerator * UNITS_PER_GPU // x.denominator if x >= self.value else 0
+        k = int(self.value)
+        if ((k + 1) * x).denominator == 1:
+            return x.numerator * UNITS_PER_GPU // x.denominator
+        return ((k + 1) * x.numerator // x.denominator) * UNITS_PER_GPU // k
+
+    def binds(self, x: Fraction) -> bool:
+        """f counts x above its face value (a row with no such item is implied by the main row)."""
+        return self.units(x) > x.numerator * UNITS_PER_GPU // x.denominator
+
+
+DFFS = (
+    Dff("eps", Fraction(1, 8)), Dff("eps", Fraction(1, 4)), Dff("eps", Fraction(1, 3)), Dff("eps", Fraction(1, 2)),
+    Dff("k", Fraction(2)), Dff("k", Fraction(3)),
+)
+"""The DFF rows per pool: u^(eps) for eps = 1/2 gives engines over half a GPU one each, 1/8 is the
+smallest share an engine holds (MIN_SHARE_UNITS); u^(2) counts engines of 1/3 to 2/3 as halves (five
+of 0.4 need 3 GPUs, the main row says 2), u^(3) those of 1/4 to 1/2 as thirds."""
+
+
+def aggregate_gpus(units: int, whole_units: int, sub: list[tuple[Fraction, int]]) -> int:
+    """GPUs a pool needs at least by its inventory rows (formulate.add_inventory): all units
+    (`units`), and for every DFFS row the whole-GPU units plus f(share) of the sub-GPU items
+    (`sub`: exact share, count)."""
+    need = -(-units // UNITS_PER_GPU)
+    for f in DFFS if sub else ():
+        row = whole_units + sum(f.units(x) * k for x, k in sub)
+        need = max(need, -(-row // UNITS_PER_GPU))
+    return need
+
+
+def units_of_share(share: float) -> int:
+    """Aggregate units of a co-located engine of share s (rounded down; 1e-9 absorbs the float
+    round trip of s = bytes / U so that the plan's compute_share maps back to the same units)."""
+    return int(math.floor(share * UNITS_PER_GPU + 1e-9))
 
 ROUTE_RESOLUTION = 720720
 """CP-SAT steps per unit of a routing fraction: lcm(1..16), so a demand splits exactly into up to 16
@@ -58,6 +137,11 @@ class Pool:
     node_names: tuple[str, ...]
     price_per_gpu_hour: float
     host_dram_bytes: int
+    usable_bytes: int = 0  # usable HBM per GPU: floor(HBM x gpu_memory_utilization), what co-located engines share
+
+    def slice_share(self, units: int) -> Fraction:
+        """Exact share of the usable HBM of a slice of `units` (swap slots): floor(U units / R) / U bytes."""
+        return Fraction(self.usable_bytes * units // UNITS_PER_GPU, self.usable_bytes)
 
     @property
     def gpus(self) -> int:
@@ -124,6 +208,18 @@ class Candidate:
     kv_pool_bytes_per_gpu: int
     kv_bytes_per_token_per_gpu: int
     max_model_len: int
+    mem_bytes: int = 0  # co-located engines: bytes it holds on its GPU (0: whole GPUs)
+    usable_bytes: int = 0  # co-located engines: the GPU's usable HBM U its share is measured against
+
+    @property
+    def share_exact(self) -> Fraction:
+        """Co-located engines: mem_bytes / usable_bytes exactly (the DFF rows compare it)."""
+        return Fraction(self.mem_bytes, self.usable_bytes)
+
+    @property
+    def shared(self) -> bool:
+        """A co-located engine (byte-packed onto a GPU with others), not whole GPUs."""
+        return self.mem_bytes > 0
 
     @property
     def gpus(self) -> float:
@@ -131,7 +227,7 @@ class Candidate:
 
     @property
     def whole_gpus(self) -> bool:
-        return self.units >= UNITS_PER_GPU
+        return not self.shared
 
 
 @dataclass(frozen=True)
@@ -239,7 +335,7 @@ class SolveSettings:
     change_weight: float = 0.0
     workers: int = 2
     standby: bool = True
-    colocation: bool = True  # GPU slices of 1/2, 1/4, 1/8 for small models (False: whole GPUs only)
+    colocation: bool = True  # co-located engines sized in bytes for tp-1 models (False: whole GPUs only)
     service_classes: bool = True  # per-demand classes besides the envelope class `all`
     lp_bound: bool = True
     capacity_table: Any = None  # estimate.CapacityTable
@@ -273,3 +369,32 @@ class Problem:
     sarcs_of_demand: dict[int, list[int]] = field(default_factory=dict)
     demand_model: Any = None  # estimate.DemandModel
     inputs: Any = None  # load.schema.Inputs
+
+
+def pool_usage(prob: Problem, counts: dict[int, int], slots: dict[int, int] | None = None) -> dict[int, tuple[int, int, list[tuple[Fraction, int]]]]:
+    """Per pool: (units, whole-GPU units, [(exact share, count)] of sub-GPU items) of replica
+    counts per group and swap slots per slot type: what the inventory rows count."""
+    out: dict[int, tuple[int, int, list[tuple[Fraction, int]]]] = {}
+
+    def add(pi: int, units: int, whole: bool, share: Fraction | None, k: int) -> None:
+        u, w, sub = out.get(pi, (0, 0, []))
+        if not whole and share is not None:
+            sub.append((share, k))
+        out[pi] = (u + units * k, w + (units * k if whole else 0), sub)
+
+    for gi, n in counts.items():
+        if n > 0:
+            g = prob.groups[gi]
+            c = prob.candidates[g.cand]
+            add(g.pool, c.units, not c.shared, c.share_exact if c.shared else None, n)
+    for ti, k in (slots or {}).items():
+        if k > 0:
+            t = prob.slot_types[ti]
+            whole = t.units >= UNITS_PER_GPU
+            add(t.pool, t.units, whole, None if whole else prob.pools[t.pool].slice_share(t.units), k)
+    return out
+
+
+def pool_gpus_needed(prob: Problem, counts: dict[int, int], slots: dict[int, int] | None = None) -> dict[int, int]:
+    """Per pool: the fewest GPUs its inventory rows allow for these counts (aggregate_gpus)."""
+    return {pi: aggregate_gpus(u, w, sub) for pi, (u, w, sub) in pool_usage(prob, counts, slots).items()}

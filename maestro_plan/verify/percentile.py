@@ -102,12 +102,28 @@ class _CallModel:
                 a[2] += rt.rate_rps
         self.mean = {k: (v[0] / v[2], v[1] / v[2]) for k, v in acc.items() if v[2] > 0}
         self.cache: dict[str, tuple[float, Callable[[np.ndarray], np.ndarray]] | None] = {}
+        self.standby = {f"standby:{s.model}@{s.node}": s for s in plan.standby}
 
     def of(self, rid: str) -> tuple[float, Callable[[np.ndarray], np.ndarray]] | None:
         if rid not in self.cache:
             r = self.reps.get(rid)
-            self.cache[rid] = None if r is None else self._make(r)
+            if rid in self.standby:
+                self.cache[rid] = self._standby(rid, self.standby[rid])
+            else:
+                self.cache[rid] = None if r is None else self._make(r)
         return self.cache[rid]
+
+    def _standby(self, rid: str, s: Any) -> tuple[float, Callable[[np.ndarray], np.ndarray]] | None:
+        """A warm-standby route: the standby model on its swap slot's GPU share at the rate it
+        serves, every call paying the cold start (a full swap each time, as the plan prices it)."""
+        slot, m = self.reps.get(s.slot_replica), self.inputs.models.get(s.model)
+        if slot is None or m is None:
+            return None
+        made = self._make(slot.model_copy(update={"id": rid, "model": s.model, "load_rps": s.serves_rate_rps, "max_model_len": min(slot.max_model_len, m.context_len)}))
+        if made is None:
+            return None
+        tpot, pre = made
+        return tpot, (lambda I, p=pre, c=float(s.cold_start_ms): p(I) + c)
 
     def _make(self, r: Replica) -> tuple[float, Callable[[np.ndarray], np.ndarray]] | None:
         m, gpu = self.inputs.models.get(r.model), self.inputs.gpu_types.get(r.gpu_type)
@@ -159,7 +175,7 @@ def workflow_pxx(plan: Plan, inputs: Inputs, w: Workflow, est: Any, calls: _Call
         for name in TopologicalSorter(graph).static_order():
             r = roles[name]
             # the role's own request class where the plan routes classes apart ('' = the whole pair)
-            pair = [rt for rt in plan.routes if rt.source == a.source and rt.model == r.model and rt.fraction > 0 and not rt.replica.startswith("standby:")]
+            pair = [rt for rt in plan.routes if rt.source == a.source and rt.model == r.model and rt.fraction > 0]
             mine = [rt for rt in pair if rt.request_class in ("", f"{w.name}/{name}")] or pair
             routes = [(rt.fraction, rt.network_latency_ms, calls.of(rt.replica)) for rt in mine]
             start = np.maximum.reduce([finish[d] for d in graph[name]]) if graph[name] else np.zeros(n)

@@ -337,6 +337,8 @@ class _Verifier:
         frac: dict[tuple[str, int], float] = defaultdict(float)
         share: dict[tuple[str, int], float] = defaultdict(float)
         engines: dict[tuple[str, int], list[str]] = defaultdict(list)
+        held: dict[tuple[str, int], int] = defaultdict(int)  # bytes the engines need, recomputed
+        usable: dict[tuple[str, int], int] = {}
         for r in self.plan.replicas:
             mg = self._model_gpu(r)
             if mg is None:
@@ -349,6 +351,7 @@ class _Verifier:
                     frac[(nd, i)] += r.memory_fraction
                     share[(nd, i)] += r.compute_share
                     engines[(nd, i)].append(r.id)
+                    usable[(nd, i)] = max(usable.get((nd, i), 0), int(gpu.hbm_gib * GIB * util))  # as util_of: the largest its engines may take
             if r.memory_fraction <= 0:
                 self.fail("memory", r.id, "memory fraction is 0: the engine has no memory at all", amount=1.0, unit="engine")
                 continue
@@ -362,6 +365,9 @@ class _Verifier:
             # (the estimator has no pipeline-parallel model; this is the verifier's approximation)
             weights = int(math.ceil(int(mem.weights_bytes_per_gpu) / stages))
             need = weights + overhead + int(r.kv_cache_bytes_per_gpu)
+            for nd in _nodes_of(r):
+                for i in r.gpu_indices:
+                    held[(nd, i)] += need
             self.check("memory")
             if need > budget + REL_TOL * hbm:
                 self.fail(
@@ -394,6 +400,17 @@ class _Verifier:
             self.check("compute")
             if share[key] > 1.0 + REL_TOL:
                 self.fail("compute", f"{node} GPU {idx}", f"compute shares of {len(engines[key])} engines ({', '.join(engines[key])}) add up to {share[key]:.4f} > 1", amount=share[key] - 1.0, unit="GPU")
+        self._check_gpu_bytes(held, usable, engines)
+
+    def _check_gpu_bytes(self, held: dict[tuple[str, int], int], usable: dict[tuple[str, int], int], engines: dict[tuple[str, int], list[str]]) -> None:
+        """Per physical GPU: the bytes its engines need (weights + overhead + KV pool, each
+        recomputed above from the catalogue) add up to at most the usable HBM, floor(HBM x
+        gpu_memory_utilization) (co-located engines are sized against it)."""
+        for key in sorted(held):
+            node, idx = key
+            self.check("memory")
+            if held[key] > usable[key]:
+                self.fail("memory", f"{node} GPU {idx}", f"{len(engines[key])} engine(s) ({', '.join(engines[key])}) need {held[key] / GIB:.3f} GiB, over the usable {usable[key] / GIB:.3f} GiB", amount=(held[key] - usable[key]) / GIB, unit="GiB")
 
     # ---- demand: the plan's demand equals the demand recomputed from the workloads ---------
     def check_demand(self) -> None:
