@@ -147,7 +147,7 @@ def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
         failover = []
         for c in clusters_of.get(model, set()):
             sp = spare[(model, c)]
-            if sp <= 1e-9:
+            if rnd(sp) <= 0:  # spare that rounds to nothing in routing.json is no failover target
                 continue
             lat = latency_ms(inputs, src, c)
             failover.append(
