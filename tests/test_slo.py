@@ -8,11 +8,13 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from maestro_plan.cli.main import app
 from maestro_plan.estimate.latency import erlang_c
+from maestro_plan.estimate.queueing import busy_period, interference, slot_waits
 from maestro_plan.load.loader import load_inputs
 from maestro_plan.plan.io import dumps
 from maestro_plan.slo import solve_checked
@@ -138,3 +140,27 @@ def test_same_seed_same_bytes(inputs, checked) -> None:
 
     again, _ = solve_checked(inputs, SETTINGS, mode="sim")
     assert canon(again) == canon(checked[0]) and again.slo == checked[0].slo
+
+
+def test_slot_queue_simulation_matches_queueing_theory() -> None:
+    # M/M/1 at rho = 0.5 (service mean 100 ms): P(wait) = 0.5, mean wait = rho / (1 - rho) x 100 ms
+    rng = np.random.default_rng(0)
+    w = slot_waits(rng.exponential(100.0, 200_000), 0.005, 1, rng)
+    assert (w > 0).mean() == pytest.approx(0.5, abs=0.01) and w.mean() == pytest.approx(100.0, rel=0.05)
+    # M/M/3 at a = 2.4: P(wait) is Erlang C, mean wait = C x 100 / (3 - 2.4)
+    w = slot_waits(rng.exponential(100.0, 200_000), 0.024, 3, rng)
+    c = erlang_c(3, 2.4)
+    assert (w > 0).mean() == pytest.approx(c, abs=0.015) and w.mean() == pytest.approx(c * 100.0 / 0.6, rel=0.06)
+    # M/D/1 at rho = 0.8: Pollaczek-Khinchine, mean wait = rho x S / (2 (1 - rho)) = 200 ms
+    w = slot_waits(np.full(200_000, 100.0), 0.008, 1, rng)
+    assert w.mean() == pytest.approx(200.0, rel=0.06)
+
+
+def test_prompt_interference_has_the_stretch_as_its_mean() -> None:
+    # prompts of 20 ms arriving at 10/s (rate x M = 0.2): a 1 s decode gains 1 / (1 - 0.2) - 1 = 0.25 s on average
+    rng = np.random.default_rng(1)
+    extra = busy_period(np.full(100_000, 1000.0), 0.01, np.full(50, 20.0), rng)
+    assert extra.mean() == pytest.approx(250.0, rel=0.02)
+    # bursts: wider than one Poisson generation over the stretched span (same mean, the model before)
+    flat = interference(np.full(100_000, 1250.0), 0.01, np.full(50, 20.0), rng)
+    assert flat.mean() == pytest.approx(250.0, rel=0.02) and extra.var() > 1.2 * flat.var()

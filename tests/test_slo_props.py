@@ -1,11 +1,12 @@
 """Property: the percentile latency model (maestro_plan.estimate.latency, on a plan: slo.model)
-predicts the simulated pXX at the planned load, over generated workflows.
+predicts the simulated pXX at the planned load within 10 %, over generated workflows (issue 14).
 
-Issue 14 asks for 10 %. Measured on this generator (cpsat plans of 1-3 role chains of small models
-on a slice-sharing H100 fleet): 4-15 % on most cases; a workflow whose replicas run a few sequence
-slots near saturation is the outlier (the M/M/S wait with Allen-Cunneen's correction over-predicts
-a 2-slot replica at 75 % by up to 40 %; a 3-role chain under-predicted by 14 %). The bound held
-here is TOLERANCE; closing it to 10 % is open work (see the report to the lead)."""
+The generator: cpsat plans of 1-3 role chains of small models on a slice-sharing H100 fleet, lengths
+lognormal (p95 1.8-2.5x the mean), p90/p95 targets; replicas end up with 1 to a few hundred
+sequence slots, some near saturation. The same generator over 40 fixed seeds
+(`python -m benchmarks.slo_model`, which draws as `workflows` does): benchmarks/results/slo_model.md.
+The simulation measures after a warm-up (slo.loop.warmup_seconds), so the pXX is the steady state's.
+"""
 
 from __future__ import annotations
 
@@ -50,10 +51,10 @@ def workflows(draw):
     return workflow("gen", "interactive", slo, rate, roles, percentile=pct)
 
 
-TOLERANCE = 0.25
+TOLERANCE = 0.10
 
 
-@settings(max_examples=3)
+@settings(max_examples=3, derandomize=True, deadline=None)
 @given(wf=workflows())
 def test_model_pxx_within_10pct_of_simulated_pxx(wf) -> None:
     inputs = inputs_for({m: CATALOGUE[m] for m in MODELS}, [wf], nodes=2)

@@ -187,16 +187,16 @@ def _money(x: float | None) -> str:
     return "" if x is None else f"{x:,.2f}"
 
 
-DROP = ("GPUs by type", "SLO margin")
+DROP = ("GPUs by type",)
 """Columns left out first when a result table does not fit the terminal (print_table)."""
-WRAP = ("GPUs by type", "changes vs base", "edits / why not")
+WRAP = ("GPUs by type", "SLO", "changes vs base", "edits / why not")
 """Free-text columns, wrapped at spaces (ids and numbers in them stay whole)."""
 
 
 def _result_table(rows: list[dict[str, Any]], title: str) -> Table:
     t = Table(title=escape(title), show_lines=False)
     for col, just in (("scenario", "left"), ("feasible", "left"), ("$/h", "right"), ("Δ $/h", "right"), ("GPUs", "right"),
-                      ("GPUs by type", "left"), ("SLO margin", "right"), ("changes vs base", "left"), ("edits / why not", "left")):
+                      ("GPUs by type", "left"), ("SLO", "left"), ("changes vs base", "left"), ("edits / why not", "left")):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
         ch = r.get("changes") or {}
@@ -204,12 +204,12 @@ def _result_table(rows: list[dict[str, Any]], title: str) -> Table:
         if ch.get("resized"):
             changes += f", {ch['resized']} resized"
         types = ", ".join(f"{v}×{k}" for k, v in r.get("gpus_by_type", {}).items())
-        margin = "" if r.get("slo_margin") is None else f"{r['slo_margin'] * 100:.0f}%"
+        slo = f"[red]{escape(r.get('slo_detail') or '')}[/]" if r.get("slo") == "misses" else escape(r.get("slo") or "")
         why = r["edits"] if r["feasible"] else f"[red]{escape(r['reason'][:300])}[/]"
         feas = "yes" if r["feasible"] else f"[red]no[/] ({r['status']})"
         delta = r.get("cost_delta_per_hour")
         t.add_row(escape(r["scenario"]), feas, _money(r.get("cost_per_hour")), "" if delta is None else f"{delta:+,.2f}", str(r.get("gpus") or ""),
-                  escape(types), margin, changes, why if not r["feasible"] else escape(why))
+                  escape(types), slo, changes, why if not r["feasible"] else escape(why))
     return t
 
 

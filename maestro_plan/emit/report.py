@@ -89,12 +89,9 @@ def _slo_records(plan: Plan, inputs: Inputs) -> dict[str, Any]:
 
 def slo_status(rec: Any) -> str:
     """meets only when the model's pXX and the simulated attainment both meet the target."""
-    if rec is None:
-        return "unknown"
-    if rec.verdict == "misses":
-        return "misses"
-    judged = rec.sim_attainment is not None and rec.sim_queries * (1 - rec.percentile / 100.0) >= 10
-    return "meets" if judged else "unverified"
+    from maestro_plan.slo.verdict import of_record
+
+    return "unknown" if rec is None else of_record(rec).status
 
 
 def workflow_latency(plan: Plan, inputs: Inputs) -> list[dict[str, Any]]:

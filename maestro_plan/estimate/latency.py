@@ -7,34 +7,54 @@ it depends on have finished, so the query's latency is the longest path of the D
 weighing the sum of its calls. One call of I prompt tokens and O output tokens on a replica at
 its planned load takes
 
-    rtt + wait + prefill(I) + ceil(I / room) x step + O x step x stretch
+    rtt + slot wait + in-flight rest + prompt + (O - 1) x step + the others' prompt work
 
+It follows what one engine of the simulator does (maestro_plan.simulate.replica: vLLM V1's
+continuous batching with chunked prefill), part by part:
 - rtt: twice the one-way network latency of its route (source to cluster), per call;
-- prefill(I): the estimator's batch-1 prefill of its own prompt (perf.prefill_ms_f), tabulated on
-  a geometric grid and interpolated;
-- step, stretch, room: the capacity model's fixed point at the replica's load
-  (capacity.load_point): the decode step at the mean concurrency B = rate x mean latency, the
-  stretch 1 / (1 - rate x M) that chunked prompts add to every step, and the prompt tokens a step
-  can take beside the B decoding sequences (chunks after the first cost a step each);
-- wait: queueing for a sequence slot when the replica's slots are full. Continuous batching
-  admits a call at the next step while fewer than S sequences run (S = --max-num-seqs, and no
-  more sequences of the mean length than the KV pool holds), so a replica is an S-server queue
-  whose servers are the slots and whose service time is the call's whole latency. With Poisson
-  arrivals that is M/G/S; we take the M/M/S (Erlang C) waiting law: with probability C(S, a),
-  a = rate x mean latency, a call waits an exponential time of mean x / (S - a), times
-  Allen-Cunneen's M/G/S correction (1 + cs^2) / 2, cs^2 the squared coefficient of variation of
-  the replica's call times (`service_scv`: measured on the lengths of the roles it serves, see
-  `service_scv`; 1 where unknown, the exponential). With a large S (vLLM's default 256 or 1,024)
-  and a well below it C is negligible; it matters where the capacity model sized S to a few
-  sequences (a small GPU slice) or the KV pool bounds it.
+- prompt: the marginal prefill of its own tokens, prefill(I) - prefill(1) (perf.prefill_ms_f,
+  tabulated on a geometric grid and interpolated), plus ceil(I / room) steps that its chunks ride
+  on; the last of them yields the first output token, then O - 1 decode steps follow;
+- step: the decode step (perf.decode_step_ms_f) at the concurrency the call sees, 1 + rate x mean
+  call time (itself and the others of an M/G/infinity population; at most the slots), at the
+  context of a decoding sequence weighted by its decode time, E[O (I + O/2)] / E[O]: a fixed
+  point over FIXED_POINT_ROUNDS rounds from the capacity model's load point (capacity.load_point,
+  which also gives room, the prompt tokens a step takes beside the decoding sequences);
+- in-flight rest: a call joins at the next step; the step in flight when it arrives is a prompt
+  step with probability rate x E[M] (M = prefill(I') - prefill(1) of another call's prompt I'),
+  drawn in proportion to its length, else a decode step; a uniform fraction of it remains;
+- the others' prompt work: chunked prefill puts the other calls' prompts into the steps this call
+  waits on. Those that arrive during the step in flight join its prompt step (Poisson count over
+  that step, each an M drawn from the replica's own length mix); those that arrive during its
+  prompt step or its decode are prefilled in its decode steps, which the work lengthens, which
+  lets more arrive: a branching process (`queueing.busy_period`), whose mean is the capacity model's
+  stretch 1 / (1 - rate x E[M]) and whose spread is what puts the tail above the mean's. The rate
+  counted is the arrivals admitted beside it: all of them, except when the other S - 1 slots are
+  busy (Erlang B, S - 1 servers), and none with a single slot;
+- slot wait: queueing for a sequence slot (S = --max-num-seqs, and no more sequences of the mean
+  length than the KV pool holds). Continuous batching admits a call at the next step while fewer
+  than S run, so a replica is an S-server FCFS queue whose service time is a call's whole time
+  above. Instead of an M/M/S formula (Erlang C with Allen-Cunneen's correction over-predicted a
+  2-slot replica at 75 % load by up to 40 %), the wait is read from a seeded simulation of that
+  M/G/S queue (`queueing.slot_waits`: Kiefer-Wolfowitz's recursion, Lindley's in closed form for one
+  slot) fed with the replica's own sampled call times; it is run only where Erlang C at the
+  offered load exceeds WAIT_NEGLIGIBLE (a few slots near saturation), and its quantiles are kept;
 - standby routes (a model woken from host DRAM) pay the plan's cold start with the probability that
   the engine was unloaded, exp(-60 s x rate) (the simulator unloads after 60 s idle), and serve at
   batch 1 on their slot.
+Without the roles a replica serves (budgets, diagnosis, standby), the call is the capacity model's:
+prefill(I) + ceil(I / room) steps + O steps stretched by its mean stretch (the budgets scale that
+call time, so the two must agree).
+
+Measured against the simulator (benchmarks/slo_model.py over generated workflows, results in
+benchmarks/results/slo_model.md) the model's pXX is within 10 % of the simulated one in steady
+state (the simulation measured after a warm-up: an empty fleet serves its first queries faster).
 
 Assumptions (stated, not hidden): lengths are drawn as the simulator draws them
 (estimate.lengths.LengthModel: lognormal through the workload's mean and highest percentile); a
 call's input and output are independent; the mean concurrency, not its fluctuation, sets the step
-time; calls of one query see independent replicas (routing draws per call); prefix caching is not
+time (the step is nearly flat in the batch at these sizes); the KV pool blocks no admission beyond
+the slot count it implies (no preemption); calls of one query see independent replicas (routing draws per call); prefix caching is not
 credited. The parts are combined by a seeded Monte Carlo (SAMPLES queries per workflow, split over
 its sources by arrival rate, fixed SEED): the same inputs give the same figures.
 
@@ -53,7 +73,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from graphlib import TopologicalSorter
 
 import numpy as np
@@ -61,7 +81,8 @@ import numpy as np
 from maestro_plan.estimate.capacity import RequestMix, load_point
 from maestro_plan.estimate.engine import VLLM, EngineDefaults
 from maestro_plan.estimate.lengths import LengthModel
-from maestro_plan.estimate.perf import prefill_ms_f
+from maestro_plan.estimate.perf import decode_step_ms_f, prefill_ms_f
+from maestro_plan.estimate.queueing import busy_period, erlang_b, erlang_c, slot_waits
 from maestro_plan.load.schema import GpuType, Inputs, ModelSpec, Role, Workflow
 
 SAMPLES = 20_000
@@ -69,6 +90,18 @@ SAMPLES = 20_000
 SEED = 14
 """Seed of the model's Monte Carlo (fixed: the figures are a deterministic function of the inputs)."""
 PREFILL_GRID = 48
+MIX_SAMPLES = 20_000
+"""Calls drawn per replica for its service times (and slot-queue arrivals)."""
+POOL = 500
+"""Other calls' prompts sampled for the interference draws."""
+MEAN_SAMPLES = 4_000
+"""Calls the fixed point's mean call time is taken over (its standard error is about 1 %)."""
+FIXED_POINT_ROUNDS = 3
+"""Rounds of step time -> call time -> concurrency (the load point's mean latency is the start)."""
+WAIT_QUANTILES = 1_000
+"""Quantiles of the slot wait kept per replica (a p99.9 resolution)."""
+WAIT_NEGLIGIBLE = 1e-4
+"""Erlang C below this: the chance of waiting for a slot is left out (below a p99.99's resolution)."""
 STANDBY_IDLE_S = 60.0
 """Idle seconds after which a standby engine is unloaded (the simulator's default, Knative's stable window)."""
 
@@ -83,36 +116,57 @@ class CallSpeed:
     stretch: float
     room: float
     rtt_ms: float = 0.0
-    wait_prob: float = 0.0
-    wait_mean_ms: float = 0.0
+    wait_q: tuple[float, ...] = ()  # quantiles of the wait for a sequence slot, at (i + 1/2) / len
+    others_per_ms: float = 0.0  # rate of other calls whose prompts are prefilled while this one decodes
+    others_ms: tuple[float, ...] = ()  # a sample of those prompts' marginal prefill times
+    prompt_wait_q: tuple[float, ...] = (0.0,)  # quantiles of the wait for the prompts ahead, at (i + 1/2) / len
     cold_prob: float = 0.0
     cold_ms: float = 0.0
 
+    def own_ms(self, I: np.ndarray, O: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The call's own work: its prompt (the marginal prefill of its tokens plus the steps its chunks
+        ride on; the last of them yields the first output token) and its O - 1 decode steps. Without
+        the others' prompts (no roles: budgets, diagnosis, standby) the capacity model's own form,
+        prefill(I) + chunk steps and O steps, which the solver's budgets scale."""
+        pre = np.interp(I, self.prefill_x, self.prefill_y) + np.ceil(I / self.room) * self.step_ms
+        if not self.others_ms:
+            return pre, O * self.step_ms
+        return pre - self.prefill_y[0], np.maximum(O - 1.0, 0.0) * self.step_ms
+
     def compute_ms(self, I: np.ndarray, O: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        t = np.interp(I, self.prefill_x, self.prefill_y) + np.ceil(I / self.room) * self.step_ms + O * self.step_ms * self.stretch
+        pre, dec = self.own_ms(I, O)
         u = rng.random((3,) + I.shape)
-        if self.wait_prob > 0:
-            t = t + np.where(u[0] < self.wait_prob, -self.wait_mean_ms * np.log1p(-u[1]), 0.0)
+        if self.others_ms:
+            # the prompts ahead of it (chunked prefill takes them in arrival order), then its own;
+            # those that arrive after it are prefilled in its decode steps
+            q = np.asarray(self.prompt_wait_q)
+            ahead = q[np.minimum((u[1] * q.size).astype(np.int64), q.size - 1)]
+            t = ahead + pre + dec + busy_period(ahead + pre + dec, self.others_per_ms, np.asarray(self.others_ms), rng)
+        else:
+            t = pre + dec * self.stretch
+        if self.wait_q:
+            q = np.asarray(self.wait_q)
+            t = t + q[np.minimum((u[0] * q.size).astype(np.int64), q.size - 1)]
         if self.cold_prob > 0:
             t = t + np.where(u[2] < self.cold_prob, self.cold_ms, 0.0)
         return t
 
     def compute_ms_mean(self, mean_in: float, mean_out: float) -> float:
         """One call of the mean lengths, without waits (for ranking GPU types)."""
-        return float(np.interp(mean_in, self.prefill_x, self.prefill_y)) + math.ceil(mean_in / self.room) * self.step_ms + mean_out * self.step_ms * self.stretch
+        pre, dec = self.own_ms(np.array([mean_in]), np.array([mean_out]))
+        return float(pre[0] + dec[0] * self.stretch)
 
 
-def erlang_c(servers: int, offered: float) -> float:
-    """Probability that an arrival waits in M/M/S with S servers and offered load a (Erlang C),
-    by the Erlang B recursion (stable for hundreds of servers); 1 when a >= S."""
-    if offered <= 0:
-        return 0.0
-    if offered >= servers:
-        return 1.0
-    b = 1.0
-    for k in range(1, servers + 1):
-        b = offered * b / (k + offered * b)
-    return servers * b / (servers - offered * (1.0 - b))
+def _mix_draws(roles: list[tuple[Role, float]], n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input and output lengths of `n` calls of `roles`, in proportion to their call rates."""
+    total = math.fsum(w for _, w in roles)
+    I, O = [], []
+    for role, w in roles:
+        k = max(1, int(round(n * w / total)))
+        rng = _stream(seed, f"mix/{role.name}")
+        I.append(LengthModel.of(role.input_tokens).sample(rng, k).astype(float))
+        O.append(LengthModel.of(role.output_tokens).sample(rng, k).astype(float))
+    return np.concatenate(I), np.concatenate(O)
 
 
 def call_speed(
@@ -125,43 +179,70 @@ def call_speed(
     compute_share: float = 1.0,
     slots: int | None = None,
     rtt_ms: float = 0.0,
-    service_scv: float = 1.0,
+    roles: list[tuple[Role, float]] | None = None,
     engine: EngineDefaults = VLLM,
 ) -> CallSpeed | None:
-    """One replica's per-call speed at `rps` (None: the replica cannot sustain that rate);
-    `service_scv`: squared coefficient of variation of its call times (Allen-Cunneen)."""
+    """One replica's per-call speed at `rps` (None: the replica cannot sustain that rate). With the
+    `roles` it serves (weighted by call rate) and its `slots`, the interference and the slot waits
+    come from their length distributions (see the module docstring); without, the mean stretch."""
     pt = load_point(model, gpu, tp, mix, rps, compute_share=compute_share, engine=engine)
     if pt is None:
         return None
     top = float(max(model.context_len, 2))
     xs = tuple(float(v) for v in np.unique(np.rint(np.geomspace(1.0, top, PREFILL_GRID))))
     ys = tuple(prefill_ms_f(model, gpu, tp, x, compute_share=compute_share) for x in xs)
-    wait_prob = wait_mean = 0.0
-    if slots is not None and rps > 0:
-        a = rps / 1000.0 * pt.latency_ms
-        if a >= slots:
-            return None
-        wait_prob = erlang_c(int(slots), a)
-        wait_mean = pt.latency_ms / (slots - a) * (1.0 + service_scv) / 2.0
-    return CallSpeed(xs, ys, pt.step_ms, pt.stretch, pt.room, rtt_ms, wait_prob, wait_mean)
+    base = CallSpeed(xs, ys, pt.step_ms, pt.stretch, pt.room, rtt_ms)
+    if rps <= 0 or not roles or math.fsum(w for _, w in roles) <= 0:
+        return base
+
+    def step_at(b: float, ctx: float) -> float:
+        return decode_step_ms_f(model, gpu, tp, b, ctx, compute_share=compute_share)
+
+    return _loaded(base, rps / 1000.0, pt.latency_ms, roles, slots, step_at)
 
 
-def service_scv(speed: CallSpeed, roles: list[tuple[Role, float]], *, samples: int = 4_000, seed: int = SEED) -> float:
-    """Squared coefficient of variation of one replica's call times (no waits), over the calls of
-    `roles` weighted by their rates: the cs^2 of Allen-Cunneen's correction."""
-    total = math.fsum(w for _, w in roles)
-    if total <= 0:
-        return 1.0
-    parts = []
-    for role, w in roles:
-        n = max(1, int(round(samples * w / total)))
-        rng = _stream(seed, f"scv/{role.name}")
-        I = LengthModel.of(role.input_tokens).sample(rng, n).astype(float)
-        O = LengthModel.of(role.output_tokens).sample(rng, n).astype(float)
-        parts.append(speed.compute_ms(I, O, rng))
-    t = np.concatenate(parts)
-    m = float(t.mean())
-    return float(t.var() / (m * m)) if m > 0 else 1.0
+def _loaded(
+    base: CallSpeed, lam: float, mean_ms: float, roles: list[tuple[Role, float]], slots: int | None, step_at: Callable[[float, float], float]
+) -> CallSpeed | None:
+    """`base` at arrival rate `lam` (per ms) with the length distributions of `roles`: the decode
+    step at the concurrency a call sees, the interference of the others' prompts and, where slots
+    run short, the slot waits (see the module docstring)."""
+    I, O = _mix_draws(roles, MIX_SAMPLES, SEED)
+    pool = np.interp(I[:: max(1, I.size // POOL)], base.prefill_x, base.prefill_y) - base.prefill_y[0]
+    c = int(slots) if slots else 0
+    # an arrival is admitted (and prefilled beside a running call) unless the other c - 1 slots are busy
+    admit = lam if c == 0 else lam * (1.0 - erlang_b(c - 1, lam * mean_ms))
+    ctx = float(np.sum(O * (I + O / 2.0)) / np.sum(O))  # context of a decoding sequence, weighted by its decode time
+    if admit * float(pool.mean()) >= 1.0:
+        return None  # the prompts alone fill the GPU
+    stretch = 1.0 / (1.0 - admit * float(pool.mean()))
+    sp = replace(base, stretch=stretch, others_per_ms=admit, others_ms=tuple(float(v) for v in pool))
+    # the prompt queue: M/G/1 in arrival order, each prompt its marginal prefill (the prompts of one
+    # step share its decode pass, which the call's own prompt time counts once)
+    work = np.interp(I, base.prefill_x, base.prefill_y) - base.prefill_y[0]
+    if admit * float(work.mean()) >= 1.0:
+        return None
+    rng = _stream(SEED, "prompts")
+    ahead = slot_waits(rng.permutation(work), admit, 1, rng) if admit > 0 else np.zeros(1)
+    sp = replace(sp, prompt_wait_q=_quantiles(ahead))
+    busy = mean_ms
+    stride = max(1, I.size // MEAN_SAMPLES)  # the draws are grouped by role: every stride-th keeps the mix
+    for _ in range(FIXED_POINT_ROUNDS):  # the mean only: on MEAN_SAMPLES of the calls
+        seen = lam * busy + 1.0 if c == 0 else min(lam * busy + 1.0, float(c))
+        sp = replace(sp, step_ms=step_at(seen, ctx))
+        busy = float(sp.compute_ms(I[::stride], O[::stride], _stream(SEED, "service")).mean())
+    a = lam * busy
+    if c and a >= c:
+        return None
+    if not c or erlang_c(c, a) < WAIT_NEGLIGIBLE:
+        return sp
+    rng = _stream(SEED, "slots")
+    w = slot_waits(rng.permutation(sp.compute_ms(I, O, _stream(SEED, "service"))), lam, c, rng)
+    return replace(sp, wait_q=_quantiles(w))
+
+
+def _quantiles(x: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) for v in np.quantile(x, (np.arange(WAIT_QUANTILES) + 0.5) / WAIT_QUANTILES))
 
 
 # (fraction, speed) over the replicas one source's calls of one role go to; speed None: overloaded

@@ -55,6 +55,7 @@ class Row:
     class_priority: bool = True
     error: str = ""
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # contention -> summary
+    slo: tuple[str, str] = ("", "")  # (status, text) at the low-contention run (slo_verdict)
 
 
 def kv_hbm_bytes(plan: Plan) -> int:
@@ -141,8 +142,10 @@ def build_rows(inputs: Inputs, *, plan: Plan | None = None, settings: Any = None
     base = settings if settings is not None else SolveSettings()
     notes: list[str] = []
     if plan is None:
-        log("solving maestro-plan's plan")
-        plan = _solve(inputs, base)
+        from maestro_plan.slo import solve_checked
+
+        log("solving maestro-plan's plan (with the percentile-SLO loop, as solve does)")
+        plan, _ = solve_checked(inputs, base, mode="sim", allow_miss=True)
     switches = solver_switches(base)
     rows = [
         Row("maestro-plan", "the plan, Maestro queues", plan, "maestro"),
@@ -177,11 +180,32 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
     return {
         "slo_attainment": cls,
         "slo_attainment_all": round(within / arrived, 6) if arrived else None,
-        "workflows": {k: {"slo_attainment": w["slo_attainment"], "p95_ms": w["e2e_ms"]["p95"], "failed": w["failed"]} for k, w in sorted(report["workflows"].items())},
+        "workflows": {
+            k: {"slo_attainment": w["slo_attainment"], "arrived": w["arrived"], "p95_ms": w["e2e_ms"]["p95"], "failed": w["failed"]} for k, w in sorted(report["workflows"].items())
+        },
         "dropped_calls": report["calls"]["dropped"],
         "preemptions": sum(r["preemptions"] for r in report["replicas"].values()),
         "cold_starts": sum(r["cold_starts"] for r in report["replicas"].values()),
     }
+
+
+def slo_verdict(row: Row, inputs: Inputs, planned: bool) -> tuple[str, str]:
+    """The row's percentile-SLO verdict at the low-contention run (slo.verdict: meets only when the
+    latency model's pXX and the simulated attainment both meet every workflow's target). The model
+    prices the planned load: at other rates there is no model figure and the verdict is at most
+    'unverified'."""
+    from maestro_plan.slo.model import plan_tails
+    from maestro_plan.slo.verdict import summary, verdict
+
+    assert row.plan is not None
+    model = {t.workflow: t.predicted_ms for t in plan_tails(row.plan, inputs)} if planned else {}
+    sims = row.results["low"]["workflows"]
+    out = []
+    for w in sorted(inputs.workflows, key=lambda w: w.name):
+        sim = sims.get(w.name, {})
+        att, n = sim.get("slo_attainment"), int(sim.get("arrived", 0))
+        out.append(verdict(w.name, float(w.slo.percentile), float(w.slo.latency_ms), model.get(w.name), att, n, priced=planned))
+    return summary(out)
 
 
 def run_compare(
@@ -204,6 +228,7 @@ def run_compare(
             log(f"simulating {row.name} at {level} contention (rates x{scale:g})")
             cfg = SimConfig(duration_s=duration_s, seed=seed, discipline=row.discipline, rate_scale=scale, class_priority=row.class_priority)  # type: ignore[arg-type]
             row.results[level] = summarize(build_report(run_simulation(row.plan, inputs, cfg)))
+        row.slo = slo_verdict(row, inputs, planned=low == 1.0)
     by = {r.name: r for r in rows}
     ours, naive, edf = by["maestro-plan"], by["naive"], by["edf"]
 
@@ -237,6 +262,8 @@ def run_compare(
                 "replicas": len(r.plan.replicas) if r.plan is not None else None,
                 "standby": len(r.plan.standby) if r.plan is not None else None,
                 "results": r.results,
+                "slo": r.slo[0] or None,
+                "slo_detail": r.slo[1] or None,
             }
             for r in rows
         ],
@@ -253,7 +280,7 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
     out = []
     for r in result["rows"]:
         if not r["feasible"]:
-            out.append([r["name"], "infeasible", "-", "-", "-", "-", "-", "-"])
+            out.append([r["name"], "infeasible", "-", "-", "-", "-", "-", "-", "-"])
             continue
         lo, hi = r["results"]["low"], r["results"]["high"]
         out.append(
@@ -266,12 +293,13 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
                 _pct(lo["slo_attainment"].get("batch")),
                 _pct(hi["slo_attainment"].get("interactive")),
                 _pct(hi["slo_attainment"].get("batch")),
+                r.get("slo") or "-",
             ]
         )
     return out
 
 
-HEADERS = ["row", "KV HBM GiB", "GPUs", "$/h", "interactive (low)", "batch (low)", "interactive (high)", "batch (high)"]
+HEADERS = ["row", "KV HBM GiB", "GPUs", "$/h", "interactive (low)", "batch (low)", "interactive (high)", "batch (high)", "percentile SLOs (low)"]
 
 
 def headline_lines(result: dict[str, Any]) -> list[str]:
@@ -305,7 +333,10 @@ def to_markdown(result: dict[str, Any], command: str) -> str:
     ]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(result)]
     lines += ["", "Rows:", ""]
-    lines += [f"- **{r['name']}**: {r['what']}." + (f" No plan: {r['error']}" if not r["feasible"] else "") for r in result["rows"]]
+    lines += [
+        f"- **{r['name']}**: {r['what']}." + (f" No plan: {r['error']}" if not r["feasible"] else f" Percentile SLOs: {r['slo_detail']}.")
+        for r in result["rows"]
+    ]
     lines += ["", "## Against the paper's claims", ""]
     lines += [f"- {s}" for s in headline_lines(result)]
     for n in result["notes"]:

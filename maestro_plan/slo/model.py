@@ -24,7 +24,6 @@ from maestro_plan.estimate.latency import (
     call_speed,
     draw_workflow,
     percentile_ms,
-    service_scv,
 )
 from maestro_plan.load.schema import Inputs, Role
 from maestro_plan.plan.schema import Plan
@@ -92,11 +91,7 @@ class PlanSpeeds:
         slots = max(1, min(int(r.max_num_seqs), int(r.kv_tokens // per_seq))) if r.kv_tokens > 0 else int(r.max_num_seqs)
         m = self.inputs.models[r.model]
         gpu = self.inputs.gpu_types[r.gpu_type]
-        bare = call_speed(m, gpu, r.tp, mix, r.load_rps, compute_share=r.compute_share)
-        if bare is None:
-            return None
-        scv = service_scv(bare, self._roles_of(r.roles))
-        return call_speed(m, gpu, r.tp, mix, r.load_rps, compute_share=r.compute_share, slots=slots, service_scv=scv)
+        return call_speed(m, gpu, r.tp, mix, r.load_rps, compute_share=r.compute_share, slots=slots, roles=self._roles_of(r.roles))
 
     def _roles_of(self, names: list[str]) -> list[tuple[Role, float]]:
         """The roles a replica serves ("workflow/role"), weighted by their call rates."""

@@ -33,6 +33,7 @@ from maestro_plan import atomic
 from maestro_plan.errors import InfeasibleError, InputError
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
+from maestro_plan.slo.verdict import plan_summary
 from maestro_plan.whatif.apply import apply_scenario, fleet_gpus
 from maestro_plan.whatif.diff import diff_plans
 from maestro_plan.whatif.scenario import BASE, Remove, ScaleDemand, Scenario, SetPrice
@@ -271,6 +272,8 @@ def result_row(index: int, scenario: Scenario, plan: Plan | None, base: Plan | N
         "gpus_by_type": gpus_by_type(plan) if plan is not None else {},
         "replicas": len(plan.replicas) if plan is not None else None,
         "slo_margin": slo_margin(plan) if plan is not None else None,
+        "slo": plan_summary(plan)[0] if plan is not None else None,
+        "slo_detail": plan_summary(plan)[1] if plan is not None else None,
         "gap": plan.solve.gap if plan is not None else None,
         "shed_rps": round(sum(d.shed_rps for d in plan.demand), 6) if plan is not None else None,
         "reason": error,
@@ -469,7 +472,7 @@ def _run_ray(inputs: Inputs, scenarios: Sequence[Scenario], base: Plan | None, s
 
 CSV_FIELDS = [
     "index", "scenario", "value", "group", "feasible", "status", "cost_per_hour", "cost_delta_per_hour", "gpus", "replicas",
-    "slo_margin", "gap", "shed_rps", "added", "removed", "moved", "resized", "verified", "edits", "reason",
+    "slo", "slo_detail", "slo_margin", "gap", "shed_rps", "added", "removed", "moved", "resized", "verified", "edits", "reason",
 ]
 
 
