@@ -288,3 +288,46 @@ def test_no_split_no_new_objects(melange) -> None:
     assert "class_routing" not in json.dumps(build_routing(flat, inputs))
     assert len([o for o in build_gateway(flat, inputs)["c1"].values() if o["kind"] == "InferencePool"]) == 1
     assert all("@" not in d["model_name"] for d in build_litellm(flat, inputs)["model_list"])
+
+
+def _spread_plan():
+    """The emit fixture with the 8B pair of users-eu-west split by class across clusters only: the
+    coder class half over eu-west's two serving replicas, half over us-east's three (each all of the
+    model's there), the summarize class all in eu-west (pair: 2/3 eu-west). users-us-east's classes go where its pair goes."""
+    from emit_testlib import fixture_plan
+
+    plan = fixture_plan()
+    us = sorted(r.id for r in plan.replicas if r.model == "llama-3.1-8b" and r.cluster == "us-east")
+    eu = sorted(r.id for r in plan.replicas if r.model == "llama-3.1-8b" and r.cluster == "eu-west" and not r.swap_models)
+    keep = [rt for rt in plan.routes if rt.model != "llama-3.1-8b"]
+    tpl = next(rt for rt in plan.routes if rt.model == "llama-3.1-8b")
+    new = []
+    for src, cls, where in (("users-eu-west", "coding-agent/coder", [(e, 0.75) for e in eu] + [(u, 0.5) for u in us]),
+                            ("users-eu-west", "nightly-summaries/summarize", [(e, 0.75) for e in eu]),
+                            ("users-us-east", "coding-agent/coder", [(u, 1.0) for u in us]),
+                            ("users-us-east", "nightly-summaries/summarize", [(u, 1.0) for u in us])):
+        total = 4.5 if src == "users-eu-west" else 6.0
+        new += [tpl.model_copy(update={"source": src, "request_class": cls, "replica": rid, "rate_rps": r, "fraction": r / total}) for rid, r in where]
+    return plan.model_copy(update={"routes": sorted(keep + new, key=lambda r: (r.source, r.model, r.replica, r.request_class))})
+
+
+def test_classes_spread_over_clusters_get_their_own_weights() -> None:
+    """A class split only across clusters (each cluster's replicas all serve it) gets a LiteLLM group
+    with its own weights and no per-class Kubernetes objects; LiteLLM's own picks follow them."""
+    import random
+
+    from emit_testlib import fixture_inputs
+
+    plan, inputs = _spread_plan(), fixture_inputs()
+    split = class_split(plan)
+    assert not split.split and split.aliased == {"llama-3.1-8b": {"coding-agent/coder", "nightly-summaries/summarize"}}
+    assert "class.maestro-plan.dev" not in json.dumps(build_k8s(plan, inputs))
+    cfg = build_litellm(plan, inputs, "users-eu-west")
+    assert not any("extra_headers" in d["litellm_params"] for d in cfg["model_list"])
+    router = litellm.Router(model_list=cfg["model_list"], **cfg["router_settings"])
+    random.seed(11)
+    for model, eu_share in (("llama-3.1-8b", 3.0 / 4.5), (litellm_alias("llama-3.1-8b", "coding-agent/coder"), 0.5),
+                            (litellm_alias("llama-3.1-8b", "nightly-summaries/summarize"), 1.0)):
+        picks = [router.get_available_deployment(model=model, messages=[{"role": "user", "content": "hi"}])["model_info"]["cluster"] for _ in range(1000)]
+        assert picks.count("eu-west") / 1000 == pytest.approx(eu_share, abs=0.05), model
+    assert {litellm_alias("llama-3.1-8b", "coding-agent/coder"): ["llama-3.1-8b"]} in cfg["router_settings"]["fallbacks"]
