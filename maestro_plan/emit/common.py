@@ -311,6 +311,7 @@ class Workload:
     replica_ids: list[str] = field(default_factory=list)
     worker_nodes: list[str] = field(default_factory=list)  # non-empty: a LeaderWorkerSet over several nodes
     pinned: bool = True
+    class_labels: dict[str, str] = field(default_factory=dict)  # split request classes its pods serve (classes.py)
 
     @property
     def multi_node(self) -> bool:

@@ -17,6 +17,9 @@ Everything a cluster needs besides the CRDs and a Gateway implementation (a Gate
   with the header `x-llm-d-inference-objective: <name>` (llm-d-router pkg/epp/metadata/consts.go
   ObjectiveKey; `x-gateway-inference-objective` is its deprecated alias). routing.json tells each
   workflow role which name to send;
+- per request class the plan routes apart from its model (classes.py): an InferencePool of the pods
+  serving the class (with its EPP and objectives) and an HTTPRoute sending requests with the header
+  `x-maestro-class: <workflow>/<role>` there; requests without it reach the model's pool;
 - configmap-epp-config.yaml: the EPP's plugin configuration (the chart's default-plugins.yaml:
   queue, KV-cache-utilisation and prefix-cache scorers).
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from maestro_plan.emit.classes import CLASS_HEADER, ClassSplit, class_label_key, class_pool_name, class_slug, class_split
 from maestro_plan.emit.common import (
     BASE_PORT,
     EPP_PORT,
@@ -43,7 +47,7 @@ from maestro_plan.emit.common import (
     to_yaml,
     write,
 )
-from maestro_plan.emit.routing import objective_name
+from maestro_plan.emit.routing import class_objective_name, objective_name
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
 
@@ -95,30 +99,34 @@ def epp_name(model: str) -> str:
     return dns_label(pool_name(model), "epp")
 
 
-def inference_pool(plan: Plan, model: str, port: int) -> dict[str, Any]:
-    name = pool_name(model)
+def inference_pool(plan: Plan, model: str, port: int, pool: str | None = None, class_label: str | None = None) -> dict[str, Any]:
+    """The model's pool, or (`pool` named) a request class's pool: with `class_label`, only the pods
+    that carry it (the class is split in this cluster: classes.py); without, the model's pods."""
+    name = pool or pool_name(model)
+    sel = {model_label_key(model): "serving"} | ({class_label: "serving"} if class_label else {})
     return {
         "apiVersion": POOL_API,
         "kind": "InferencePool",
         "metadata": _meta(plan, name, model),
         "spec": {
-            "selector": {"matchLabels": {model_label_key(model): "serving"}},
+            "selector": {"matchLabels": sel},
             "targetPorts": [{"number": port}],
-            "endpointPickerRef": {"name": epp_name(model), "port": {"number": EPP_PORT}, "failureMode": "FailClose"},
+            "endpointPickerRef": {"name": dns_label(name, "epp"), "port": {"number": EPP_PORT}, "failureMode": "FailClose"},
         },
     }
 
 
-def inference_objective(plan: Plan, model: str, priority: str) -> dict[str, Any]:
-    meta = _meta(plan, objective_name(model, priority), model)
+def inference_objective(plan: Plan, model: str, priority: str, request_class: str = "") -> dict[str, Any]:
+    name = class_objective_name(model, request_class, priority) if request_class else objective_name(model, priority)
+    meta = _meta(plan, name, model)
     meta["labels"][f"{LABEL_PREFIX}/priority"] = priority
-    meta["annotations"][f"{LABEL_PREFIX}/request-header"] = f"{OBJECTIVE_HEADER}: {objective_name(model, priority)}"
+    meta["annotations"][f"{LABEL_PREFIX}/request-header"] = f"{OBJECTIVE_HEADER}: {name}"
     return {
         "apiVersion": OBJECTIVE_API,
         "kind": "InferenceObjective",
         "metadata": meta,
         "spec": {
-            "poolRef": {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": pool_name(model)},
+            "poolRef": {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": class_pool_name(model, request_class) if request_class else pool_name(model)},
             "priority": OBJECTIVE_PRIORITY[priority],
         },
     }
@@ -149,8 +157,11 @@ def _epp_rbac(plan: Plan, model: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def _epp_deployment(plan: Plan, model: str) -> dict[str, Any]:
-    name = epp_name(model)
+def _epp_deployment(plan: Plan, model: str, pool: str | None = None) -> dict[str, Any]:
+    """The Endpoint Picker of the model's pool or of `pool` (a class's pool; it runs as the model's
+    EPP ServiceAccount, whose Role reads every pool and pod of the namespace)."""
+    pool = pool or pool_name(model)
+    name = dns_label(pool, "epp")
     labels = {"app.kubernetes.io/name": "maestro-epp", f"{LABEL_PREFIX}/epp": name}
     grpc = {"grpc": {"port": EPP_HEALTH_PORT, "service": "inference-extension"}, "initialDelaySeconds": 5, "periodSeconds": 10}
     return {
@@ -163,7 +174,7 @@ def _epp_deployment(plan: Plan, model: str) -> dict[str, Any]:
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    "serviceAccountName": name,
+                    "serviceAccountName": epp_name(model),
                     # the chart: "this timeout should mirror the longest grace period of the pods within the pool"
                     "terminationGracePeriodSeconds": 130,
                     "containers": [
@@ -171,7 +182,7 @@ def _epp_deployment(plan: Plan, model: str) -> dict[str, Any]:
                             "name": "epp",
                             "image": EPP_IMAGE,
                             "imagePullPolicy": "IfNotPresent",
-                            "args": ["--pool-name", pool_name(model), "--pool-namespace", NAMESPACE, "--pool-group", "inference.networking.k8s.io",
+                            "args": ["--pool-name", pool, "--pool-namespace", NAMESPACE, "--pool-group", "inference.networking.k8s.io",
                                      "--zap-encoder", "json", "--config-file", "/config/default-plugins.yaml", "--grpc-health-port", str(EPP_HEALTH_PORT)],
                             "ports": [{"name": "grpc", "containerPort": EPP_PORT}, {"name": "grpc-health", "containerPort": EPP_HEALTH_PORT},
                                       {"name": "metrics", "containerPort": 9090}],
@@ -187,8 +198,8 @@ def _epp_deployment(plan: Plan, model: str) -> dict[str, Any]:
     }
 
 
-def _epp_service(plan: Plan, model: str) -> dict[str, Any]:
-    name = epp_name(model)
+def _epp_service(plan: Plan, model: str, pool: str | None = None) -> dict[str, Any]:
+    name = dns_label(pool or pool_name(model), "epp")
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -226,6 +237,39 @@ def http_route(plan: Plan, model: str, cluster: str, *, standby: bool = False) -
     }
 
 
+def class_route(plan: Plan, model: str, request_class: str) -> dict[str, Any]:
+    """/models/<model>/ with the header `x-maestro-class: <class>` to the class's pool. A route of its
+    own (HTTPRoute allows 16 rules; a model may have more classes): the Gateway API merges the rules
+    of routes on one Gateway and prefers, at equal path, the match with more header matches
+    (gateway-api apis/v1/httproute_types.go, HTTPRouteRule.Matches: "Across all rules specified on
+    applicable Routes ... Largest number of header matches"), so these requests leave the model's
+    route and those without the header stay on it."""
+    route = http_route(plan, model, "")
+    route["metadata"] = _meta(plan, dns_label("route", model, class_slug(request_class)), model)
+    route["metadata"]["annotations"][f"{LABEL_PREFIX}/request-class"] = request_class
+    rule = route["spec"]["rules"][0]
+    rule["matches"][0]["headers"] = [{"type": "Exact", "name": CLASS_HEADER, "value": request_class}]
+    rule["backendRefs"] = [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": class_pool_name(model, request_class)}]
+    return route
+
+
+def _class_files(plan: Plan, model: str, cluster: str, port: int, split: ClassSplit, priorities: set[str]) -> dict[str, dict[str, Any]]:
+    """Per aliased class of the model (classes.py): its pool (the pods labelled for it where it is split
+    in this cluster, else the model's pods, so the header always resolves), EPP, objectives, route."""
+    files: dict[str, dict[str, Any]] = {}
+    for name in sorted(split.aliased.get(model, set())):
+        pool = class_pool_name(model, name)
+        label = class_label_key(name) if split.is_split(model, cluster, name) else None
+        files[f"inferencepool-{pool}.yaml"] = inference_pool(plan, model, port, pool, label)
+        files[f"deployment-{dns_label(pool, 'epp')}.yaml"] = _epp_deployment(plan, model, pool)
+        files[f"service-{dns_label(pool, 'epp')}.yaml"] = _epp_service(plan, model, pool)
+        route = class_route(plan, model, name)
+        files[f"httproute-{route['metadata']['name']}.yaml"] = route
+        for prio in sorted(priorities):
+            files[f"inferenceobjective-{class_objective_name(model, name, prio)}.yaml"] = inference_objective(plan, model, prio, name)
+    return files
+
+
 def gateway(plan: Plan, inputs: Inputs, cluster: str) -> dict[str, Any]:
     c = next(c for c in inputs.inventory.clusters if c.name == cluster)
     return {
@@ -257,6 +301,7 @@ def build_gateway(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, A
     (the workflows' classes, so routing.json's per-role objective names all resolve)."""
     ports = plan_ports(plan)
     classes = _priority_classes(plan, inputs)
+    split = class_split(plan)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for c in sorted({r.cluster for r in plan.replicas} | {s.cluster for s in plan.standby}):
         files: dict[str, dict[str, Any]] = {
@@ -274,6 +319,7 @@ def build_gateway(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, A
             files[f"httproute-{route['metadata']['name']}.yaml"] = route
             for prio in sorted(classes.get(m, {"interactive"})):
                 files[f"inferenceobjective-{objective_name(m, prio)}.yaml"] = inference_objective(plan, m, prio)
+            files |= _class_files(plan, m, c, ports[m], split, classes.get(m, {"interactive"}))
         for m in sorted({s.model for s in plan.standby if s.cluster == c}):
             route = http_route(plan, m, c, standby=True)
             files[f"httproute-{route['metadata']['name']}.yaml"] = route

@@ -37,6 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from maestro_plan.emit.checks import check_shell_safe_names
+from maestro_plan.emit.classes import (
+    ClassSplit,
+    class_label_key,
+    class_service_name,
+    class_slug,
+    class_split,
+    workload_class_labels,
+)
 from maestro_plan.emit.common import (
     BASE_PORT,
     ENGINE_CPU_BASE,
@@ -119,6 +127,7 @@ def _labels(plan: Plan, w: Workload) -> dict[str, str]:
         active = any(e.model == m and not e.standby_model for e in w.engines)
         labels[model_label_key(m)] = "serving" if active else "standby"
     labels.update(planned_node_label(w))
+    labels.update(w.class_labels)
     return labels
 
 
@@ -416,6 +425,17 @@ def service(plan: Plan, inputs: Inputs, cluster: str, model: str, port: int, rep
     }
 
 
+def class_service(plan: Plan, inputs: Inputs, cluster: str, model: str, port: int, request_class: str, split: ClassSplit) -> dict[str, Any]:
+    """The Service of a split request class in a cluster (classes.py): the model's pods that serve the class."""
+    reps = sorted((r for r in plan.replicas if r.cluster == cluster and r.model == model and request_class in split.serves.get(r.id, set())), key=lambda r: r.id)
+    svc = service(plan, inputs, cluster, model, port, reps, [])
+    svc["metadata"]["name"] = class_service_name(model, cluster, request_class)
+    svc["metadata"]["labels"][f"{LABEL_PREFIX}/request-class"] = class_slug(request_class)
+    svc["metadata"]["annotations"][f"{LABEL_PREFIX}/request-class"] = request_class
+    svc["spec"]["selector"][class_label_key(request_class)] = "serving"
+    return svc
+
+
 def build_k8s(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, Any]]]:
     """cluster -> file name -> object (kustomization.yaml included), for every cluster of the inventory
     that the plan uses."""
@@ -423,6 +443,9 @@ def build_k8s(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, Any]]
     check_shell_safe_names(plan, col, "plan.json")
     col.raise_if_any()
     workloads = group_replicas(plan, count_pool_nodes(inputs))
+    split = class_split(plan)
+    for w in workloads:
+        w.class_labels = workload_class_labels(split, w.cluster, w.replica_ids)
     ports = plan_ports(plan)
     clusters = sorted({r.cluster for r in plan.replicas} | {s.cluster for s in plan.standby})
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -447,6 +470,9 @@ def build_k8s(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, Any]]
             reps = sorted((r for r in plan.replicas if r.cluster == c and r.model == m and not r.swap_models), key=lambda r: r.id)
             svc = service(plan, inputs, c, m, ports[m], reps, [])
             files[f"service-{svc['metadata']['name']}.yaml"] = svc
+            for name in sorted(split.split.get((m, c), set())):
+                svc = class_service(plan, inputs, c, m, ports[m], name, split)
+                files[f"service-{svc['metadata']['name']}.yaml"] = svc
         for m, sb in standby.items():
             svc = service(plan, inputs, c, m, ports[m], [], sb)
             files[f"service-{svc['metadata']['name']}.yaml"] = svc

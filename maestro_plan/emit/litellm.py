@@ -12,7 +12,15 @@ Built from the routing table (routing.py, the same numbers as routing.json), per
   the failover clusters once LiteLLM cools the failed deployment down;
 - warm standbys: a deployment of the model's standby Service in the planned group when the plan
   routes to it, else in a `<model>-standby` group that `fallbacks` names (the last resort when every
-  cluster of the group fails).
+  cluster of the group fails);
+- per request class the plan routes apart from its model (classes.py), a group
+  `<model>@<workflow>/<role>`: `order: 1` deployments of the class's own clusters with the class's
+  weights, each reaching the replicas that serve the class (the class's Service in the home
+  cluster; elsewhere the cluster's Gateway with the header `x-maestro-class`, `extra_headers`,
+  which LiteLLM sends with every request to the deployment), and `fallbacks` to the model's group
+  (its failover tiers and standbys) when they all fail. Callers that only know the model name keep
+  calling the model's group (every class, merged weights); routing.json roles[].class_routing
+  names the group a role should call.
 Every deployment carries `timeout` and `model_info.max_input_tokens` (the engines' max_model_len:
 vLLM rejects longer prompts). rpm/tpm are left out: under simple-shuffle LiteLLM's pre-call check
 compares rpm with the requests in flight, not per minute, so a planned per-minute capacity would
@@ -29,7 +37,18 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from maestro_plan.emit.common import BASE_PORT, LITELLM_PRIORITY, endpoint_url, external_url, header_lines, rnd, to_yaml, write
+from maestro_plan.emit.classes import CLASS_HEADER, class_service_name, class_split, litellm_alias
+from maestro_plan.emit.common import (
+    BASE_PORT,
+    LITELLM_PRIORITY,
+    NAMESPACE,
+    endpoint_url,
+    external_url,
+    header_lines,
+    rnd,
+    to_yaml,
+    write,
+)
 from maestro_plan.emit.routing import build_routing
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
@@ -52,11 +71,14 @@ def home_clusters(inputs: Inputs, source: str | None) -> set[str]:
     return {c.name for c in inputs.inventory.clusters if region is not None and c.region == region}
 
 
-def _api_base(inputs: Inputs, model: str, cluster: str, home: set[str], standby: bool, missing: set[str]) -> str:
+def _api_base(inputs: Inputs, model: str, cluster: str, home: set[str], standby: bool, missing: set[str], request_class: str = "") -> str:
+    """The model's (or, with request_class, the split class's) address in a cluster."""
     ext = external_url(inputs, model, cluster)
     if cluster in home or ext is None:
         if cluster not in home:
             missing.add(cluster)
+        if request_class:
+            return f"http://{class_service_name(model, cluster, request_class)}.{NAMESPACE}.svc.cluster.local:{BASE_PORT}/v1"
         return endpoint_url(model, cluster, BASE_PORT, standby=standby) + "/v1"
     return (ext + "-standby" if standby else ext) + "/v1"
 
@@ -98,14 +120,30 @@ def _group_tiers(entries: list[dict[str, Any]]) -> tuple[dict[tuple[str, str], f
 
 
 def _deployment(inputs: Inputs, group: str, model: str, cluster: str, kind: str, order: int | None, weight: int | None,
-                home: set[str], missing: set[str], info: dict[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {"model": f"hosted_vllm/{model}", "api_base": _api_base(inputs, model, cluster, home, kind == "standby", missing)}
+                home: set[str], missing: set[str], info: dict[str, Any], request_class: str = "") -> dict[str, Any]:
+    params: dict[str, Any] = {"model": f"hosted_vllm/{model}", "api_base": _api_base(inputs, model, cluster, home, kind == "standby", missing, request_class)}
+    if request_class and cluster not in home and external_url(inputs, model, cluster) is not None:
+        params["extra_headers"] = {CLASS_HEADER: request_class}
     if weight is not None:
         params["weight"] = weight
     if order is not None:
         params["order"] = order
     params["timeout"] = _timeout_s(inputs, model)
     return {"model_name": group, "litellm_params": params, "model_info": {"id": f"{group}@{cluster}/{kind}", "cluster": cluster, "kind": kind, **info}}
+
+
+def _class_rates(entries: list[dict[str, Any]], aliased: set[str]) -> dict[str, dict[tuple[str, str], float]]:
+    """Aliased class -> (cluster, kind) -> its planned requests/s, from routing.json's `classes`."""
+    where = {r["replica"]: (r["cluster"], "serving") for e in entries for r in e["replicas"]}
+    for e in entries:
+        where |= {f"standby:{e['model']}@{s['node']}": (s["cluster"], "standby") for s in e["standby"]}
+    out: dict[str, dict[tuple[str, str], float]] = defaultdict(lambda: defaultdict(float))
+    for e in entries:
+        for c in e.get("classes", []):
+            if c["request_class"] in aliased:
+                for r in c["replicas"]:
+                    out[c["request_class"]][where[r["replica"]]] += r["rate_rps"]
+    return {k: v for k, v in sorted(out.items()) if any(x > 0 for x in v.values())}
 
 
 def build_litellm(plan: Plan, inputs: Inputs, source: str | None = None) -> dict[str, Any]:
@@ -121,6 +159,7 @@ def build_litellm(plan: Plan, inputs: Inputs, source: str | None = None) -> dict
         cap[(r.model, r.cluster)] += r.capacity_rps
         lens[r.model] = min(lens.get(r.model, r.max_model_len), r.max_model_len)
     home = home_clusters(inputs, source)
+    split = class_split(plan)
     missing: set[str] = set()
     model_list: list[dict[str, Any]] = []
     fallbacks: list[dict[str, list[str]]] = []
@@ -142,6 +181,13 @@ def build_litellm(plan: Plan, inputs: Inputs, source: str | None = None) -> dict
             for c in sorted(standby):
                 model_list.append(_deployment(inputs, group, m, c, "standby", None, None, home, missing, {**base_info, "planned_rps": 0.0}))
             fallbacks.append({m: [group]})
+        for name, rates in _class_rates(by_model[m], split.aliased.get(m, set())).items():
+            alias = litellm_alias(m, name)
+            for (c, kind), w in sorted(_weights(dict(rates)).items()):
+                cls = name if kind == "serving" and split.is_split(m, c, name) else ""
+                info = {**base_info, "planned_rps": rnd(rates[(c, kind)]), "request_class": name}
+                model_list.append(_deployment(inputs, alias, m, c, kind, 1, w, home, missing, info, cls))
+            fallbacks.append({alias: [m]})
     settings: dict[str, Any] = {
         "routing_strategy": "simple-shuffle",
         "enable_pre_call_checks": True,

@@ -5,8 +5,9 @@ cluster) and weight (the plan's flow fraction, summed over the pair's request cl
 priority class, the failover order (clusters holding the model with spare capacity, nearest
 first), warm standbys with their expected cold start, and per request class (a role's calls,
 `classes`) the replicas its calls go to: two classes of one pair may be served on different GPU
-types. Per workflow and role: the priority class, the InferenceObjective a request should name and
-its request class.
+types. Per workflow and role: the priority class, the InferenceObjective a request should name, its
+request class and, where the plan routes that class apart from its model (classes.py),
+`class_routing`: the LiteLLM group to call and the header (with its objective) for the Gateway.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from maestro_plan.emit.classes import CLASS_HEADER, ClassSplit, class_pool_name, class_split, litellm_alias
 from maestro_plan.emit.common import (
     BASE_PORT,
     LITELLM_PRIORITY,
@@ -75,6 +77,19 @@ def _classes(routes: list) -> list[dict[str, Any]]:
         reps = [{"replica": rt.replica, "weight": rnd(rt.rate_rps / rate) if rate > 0 else 0.0, "rate_rps": rnd(rt.rate_rps)} for rt in sorted(per[name], key=lambda rt: rt.replica)]
         out.append({"request_class": name, "rate_rps": rnd(rate), "replicas": reps})
     return out
+
+
+def class_objective_name(model: str, request_class: str, priority: str) -> str:
+    """InferenceObjective of a split class's pool (gateway.py) per priority class."""
+    return f"{class_pool_name(model, request_class)}-{priority}"[:253]
+
+
+def _class_routing(split: ClassSplit, model: str, request_class: str, priority: str) -> dict[str, Any]:
+    """{'class_routing': ...} for a class the plan routes apart from its model (classes.py), else {}."""
+    if request_class not in split.aliased.get(model, set()):
+        return {}
+    return {"class_routing": {"litellm_model": litellm_alias(model, request_class), "header": {CLASS_HEADER: request_class},
+                              "objective": class_objective_name(model, request_class, priority)}}
 
 
 def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
@@ -178,6 +193,7 @@ def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
             }
         )
 
+    split = class_split(plan)
     workflows = []
     for w in sorted(inputs.workflows, key=lambda w: w.name):
         prio = w.priority.value
@@ -196,6 +212,7 @@ def build_routing(plan: Plan, inputs: Inputs) -> dict[str, Any]:
                         "objective": objective_name(r.model, prio),
                         "calls_per_query": rnd(r.calls_per_query),
                         "request_class": f"{w.name}/{r.name}",
+                        **_class_routing(split, r.model, f"{w.name}/{r.name}", prio),
                     }
                     for r in w.roles
                 ],
