@@ -63,3 +63,27 @@ def test_the_clock_starts_with_the_process() -> None:
     assert age > 0  # this process started before the test ran
     with open("/proc/uptime") as f:
         assert age <= float(f.read().split()[0])
+
+
+@pytest.mark.parametrize(("flags", "held"), [([], False), (["--time-limit", "3"], True), (["--time-limit", "3", "--no-deadline"], False), (["--deadline"], True)])
+def test_solve_holds_a_deadline_only_when_asked(tmp_path, monkeypatch, flags: list[str], held: bool) -> None:
+    """Without --time-limit, `solve` keeps the work budgets only (the same bytes on any load: the
+    README's first command, CI jobs); given, --time-limit is also a deadline."""
+    from typer.testing import CliRunner
+
+    from maestro_plan.cli.main import app
+
+    d = tmp_path / "in"
+    write_synth(SynthSpec(gpus=16, models=2, clusters=1, workflows=1, seed=0), d)
+    seen: list[object] = []
+    real = deadline.active
+
+    def spy(dl):
+        seen.append(dl)
+        return real(dl)
+
+    monkeypatch.setattr(deadline, "active", spy)
+    args = ["solve", "--inventory", str(d / "inventories"), "--models", str(d / "models"), "--workloads", str(d / "workloads"), "--out", str(tmp_path / "out"), "--no-emit", "--slo-check", "none", *flags]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert len(seen) == 1 and (seen[0] is not None) == held

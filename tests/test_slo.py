@@ -164,3 +164,27 @@ def test_prompt_interference_has_the_stretch_as_its_mean() -> None:
     # bursts: wider than one Poisson generation over the stretched span (same mean, the model before)
     flat = interference(np.full(100_000, 1250.0), 0.01, np.full(50, 20.0), rng)
     assert flat.mean() == pytest.approx(250.0, rel=0.02) and extra.var() > 1.2 * flat.var()
+
+
+def test_an_overloaded_replica_derates_its_own_model_only(inputs, mean_plan) -> None:
+    """The loop's derate (slo/loop.py DERATE) lands on the model whose replica the latency model
+    finds overloaded, not on the whole fleet's headroom; the solver provisions that model's demand
+    rows DERATE x more and nothing else."""
+    from maestro_plan.slo.loop import DERATE, _derated
+    from maestro_plan.slo.model import overloaded_models
+    from maestro_plan.solve.formulate import demand_rows
+
+    assert overloaded_models(mean_plan, inputs) == []
+    victim = mean_plan.replicas[0]
+    hot = mean_plan.model_copy(update={"replicas": [r.model_copy(update={"load_rps": r.load_rps + 1e4}) if r.id == victim.id else r for r in mean_plan.replicas]})
+    assert overloaded_models(hot, inputs) == [victim.model]
+    derate, headroom = _derated(hot, inputs, {}, 0.2)
+    assert derate == {victim.model: DERATE} and headroom == 0.2
+    from maestro_plan.estimate import compute_demand
+
+    dm = compute_demand(inputs, percentile=SETTINGS.length_percentile)
+    base = {r.key: r.provision_factor for r in demand_rows(dm, SETTINGS)}
+    after = {r.key: (r.model, r.provision_factor) for r in demand_rows(dm, replace(SETTINGS, slo_derate=tuple(derate.items())))}
+    assert any(m == victim.model for m, _ in after.values())
+    for key, (model, pf) in after.items():
+        assert pf == pytest.approx(base[key] * (DERATE if model == victim.model else 1.0))

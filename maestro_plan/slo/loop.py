@@ -12,7 +12,7 @@
    error (`confident`), so that the plan meets on other seeds too. Each such workflow's slowdown
    budget is scaled by target / observed pXX (times MARGIN, clamped to [MIN_STEP, MAX_STEP]) and
    the plan is solved again, at most MAX_ROUNDS solves in all; where the model finds a replica
-   overloaded (unbounded pXX), the next solve also derates capacity (DERATE on 1 + headroom). The cheapest plan whose every
+   overloaded (unbounded pXX), the next solve also derates that model's capacity (DERATE). The cheapest plan whose every
    workflow is confident is kept; if none is, the plan of the round with the fewest such
    workflows (then the best worst attainment).
 4. What is left missing: slo.diagnose names the binding constraint. `solve` exits 3 unless
@@ -31,7 +31,7 @@ import numpy as np
 from maestro_plan.errors import InfeasibleError
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan, SloResult
-from maestro_plan.slo.model import WorkflowTail, plan_tails
+from maestro_plan.slo.model import WorkflowTail, overloaded_models, plan_tails
 from maestro_plan.slo.verdict import judged
 
 MAX_ROUNDS = 4
@@ -41,9 +41,12 @@ MIN_STEP, MAX_STEP = 0.5, 0.95
 """Each tightening cuts a missing workflow's slowdown budget by 5-50 %."""
 DERATE = 1.25
 """A round whose model finds a replica overloaded (pXX unbounded: its prompts' work, or its calls,
-exceed what it serves at the planned load) re-solves with every replica's capacity derated by
-this factor more (headroom (1 + h) x 1.25 - 1): tighter budgets alone do not lower a load that
-the capacity model thought sustainable."""
+exceed what it serves at the planned load) re-solves with the capacity of that replica's model
+derated by this factor more (its provisioned load x 1.25, SolveSettings.slo_derate): tighter
+budgets alone do not lower a load that the capacity model thought sustainable. Per model, not
+fleet-wide: on the bundled demo one overloaded 70B replica set off a fleet-wide derate (headroom
+0.2 -> 0.5) that cost $636.19/h against $516.23/h for the first solve. Fleet-wide (through the
+headroom) only where the overload cannot be pinned on a model."""
 RELAX = 8.0
 """--allow-slo-miss and no plan at the percentile budgets: every slowdown budget loosened 8x, 64x, 512x."""
 SIM_CALLS_PER_LIMIT_S = 2_000
@@ -179,6 +182,16 @@ def _step(r: SloResult) -> float:
     return min(MAX_STEP, max(MIN_STEP, MARGIN * r.target_ms / seen))
 
 
+def _derated(plan: Plan, inputs: Inputs, derate: dict[str, float], headroom: float) -> tuple[dict[str, float], float]:
+    """The next solve's capacity derate: DERATE more on every model whose replicas the latency
+    model finds overloaded (overloaded_models), rounded as recorded; where it names none (an
+    overload it cannot pin on a model), every replica's, through the headroom as before."""
+    over = overloaded_models(plan, inputs)
+    if not over:
+        return derate, (1.0 + headroom) * DERATE - 1.0
+    return {**derate, **{m: round(derate.get(m, 1.0) * DERATE, 6) for m in over}}, headroom
+
+
 def check(plan: Plan, inputs: Inputs, mode: str, seconds: float, seed: int, rounds: int, scale: dict[str, float]) -> list[SloResult]:
     tails = plan_tails(plan, inputs)
     sims = simulate_plan(plan, inputs, seconds, seed) if mode == "sim" else {}
@@ -204,8 +217,9 @@ def solve_with_slo(
     done: list[Round] = []
     infeasible = None
     headroom = float(settings.headroom)
+    derate: dict[str, float] = dict(settings.slo_derate)
     for k in range(1, max(1, max_rounds) + 1):
-        s = replace(settings, slo_slowdown_scale=tuple(sorted(scale.items())), headroom=headroom)
+        s = replace(settings, slo_slowdown_scale=tuple(sorted(scale.items())), headroom=headroom, slo_derate=tuple(sorted(derate.items())))
         try:
             plan, stats = solve(inputs, s, **solve_kw)
         except InfeasibleError as e:
@@ -229,7 +243,7 @@ def solve_with_slo(
             # the recorded factor, gets the solve's budgets exactly (unrounded: off by ~1e-6, exit 1)
             scale[r.workflow] = round(scale.get(r.workflow, 1.0) * _step(r), 6)
         if any(r.model_ms is None for r in rd.misses):  # a replica it relies on is overloaded at its planned load
-            headroom = (1.0 + headroom) * DERATE - 1.0
+            derate, headroom = _derated(plan, inputs, derate, headroom)
     best = next((r for r in done if not r.misses), None) or min(done, key=lambda r: r.rank())
     plan = best.plan.model_copy(update={"slo": [x.model_copy(update={"rounds": len(done)}) for x in best.results]})
     stats = dict(best.stats)

@@ -141,6 +141,13 @@ class PlanSpeeds:
         return out
 
 
+def overloaded_models(plan: Plan, inputs: Inputs) -> list[str]:
+    """Models with a serving replica the latency model finds overloaded at its planned load (its
+    CallSpeed is None: its prompts' work, or its calls, exceed what it serves), sorted."""
+    speeds = PlanSpeeds(plan, inputs)
+    return sorted({r.model for r in plan.replicas if r.load_rps > 0 and r.model in inputs.models and r.gpu_type in inputs.gpu_types and speeds.replica(r.id) is None})
+
+
 def plan_tails(plan: Plan, inputs: Inputs) -> list[WorkflowTail]:
     """The model's pXX and attainment of every workflow of `inputs` under `plan`, sorted by name."""
     speeds = PlanSpeeds(plan, inputs)

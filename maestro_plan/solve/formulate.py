@@ -184,6 +184,7 @@ def demand_rows(dm, settings: SolveSettings) -> list[DemandRow]:
     without classes is one row), so the classes of one pair are routed, and may be served,
     apart. A pair with one class keeps the pair's key."""
     rows: list[DemandRow] = []
+    derate = dict(settings.slo_derate)
     for d in sorted(dm.per_model, key=lambda d: (d.model, d.source)):
         classes = tuple(getattr(d, "classes", ()) or ())
         parts = [(c.name, c.rate_rps, c.priority, c.latency_budget_ms, c.mix, (c.name,), c.shared_prefix, c.peak_rate_rps) for c in classes]
@@ -194,6 +195,7 @@ def demand_rows(dm, settings: SolveSettings) -> list[DemandRow]:
                 continue
             peak = float(peak or 0.0)
             pf = max(1.0, peak / (rate * (1.0 + settings.headroom))) if peak > 0 else 1.0
+            pf *= derate.get(d.model, 1.0)  # the SLO loop's derate of this model's capacity (>= 1)
             key = f"{d.source}/{d.model}" + (f"/{name}" if len(parts) > 1 else "")
             rows.append(DemandRow(len(rows), key, d.source, d.model, float(rate), prio, float(budget), mix, roles, bool(shared), peak, pf, name))
     return rows
@@ -412,6 +414,8 @@ def build_problem(inputs: Inputs, settings: SolveSettings, *, demand_model=None,
     pools = pools_of(inputs)
     net = network(inputs)
     demands = demand_rows(b.dm, settings)
+    if settings.slo_derate:
+        b.notes.append("the SLO loop derated the capacity of " + ", ".join(f"{m} {k:g}x" for m, k in settings.slo_derate) + " (its replicas were overloaded in the latency model at their planned load)")
     models = sorted({d.model for d in demands})
     all_cands = b.candidates(models, pools, demands)
     classes = b.classes(demands, sorted({p.cluster for p in pools}), net)

@@ -342,6 +342,9 @@ class SolveSettings:
     capacity_table_path: str = ""
     # workflow -> factor (< 1 tightens) on its per-call slowdown budget; set by maestro_plan.slo's loop
     slo_slowdown_scale: tuple[tuple[str, float], ...] = ()
+    # model -> factor (> 1) on its provisioned load; set by maestro_plan.slo's loop where the latency
+    # model finds that model's replicas overloaded at their planned load (slo/loop.py DERATE)
+    slo_derate: tuple[tuple[str, float], ...] = ()
     slo_budget_rule: str = "percentile"  # estimate.demand.BUDGET_RULES ("mean": the pre-percentile split, for comparisons)
 
 
