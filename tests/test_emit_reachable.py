@@ -34,10 +34,12 @@ from typer.testing import CliRunner
 
 from benchmarks import melange as M
 from maestro_plan.cli.main import app
+from maestro_plan.emit.classes import class_split, slot_class_warnings
 from maestro_plan.emit.common import plan_ports, plan_workloads
 from maestro_plan.emit.gateway import build_gateway
 from maestro_plan.emit.k8s import build_k8s
 from maestro_plan.emit.litellm import build_litellm
+from maestro_plan.emit.report import render_markdown, report_blocks, summary_data
 from maestro_plan.load.loader import load_inputs
 from maestro_plan.plan.io import read_plan
 
@@ -176,3 +178,25 @@ def test_objects_validate_and_pods_schedule(case) -> None:
                 kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
     for cluster, files in k8s.items():
         assert schedule(expand_pods(files), cluster_nodes(inputs, cluster)) is not None, cluster
+
+
+def test_class_traffic_reaches_each_planned_engine_or_the_report_names_it(case) -> None:
+    """A split request class's Service reaches the engines on its target port; any engine planned for
+    the class that it cannot reach (an engine slot k >= 1) is named in the report's warnings."""
+    plan, inputs = case
+    split, k8s = class_split(plan), build_k8s(plan, inputs)
+    warnings = "\n".join(slot_class_warnings(plan, inputs))
+    for w in plan_workloads(plan, inputs):
+        files = k8s[w.cluster]
+        if w.multi_node:
+            labels = files[f"leaderworkerset-{w.name}.yaml"]["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["metadata"]["labels"]
+        else:
+            labels = files[f"deployment-{w.name}.yaml"]["spec"]["template"]["metadata"]["labels"]
+        for e in w.engines:
+            for r in e.replicas if not e.standby_model else []:
+                for name in sorted(split.serves.get(r.id, set()) & split.split.get((e.model, w.cluster), set())):
+                    reached = any(o["kind"] == "Service" and o["metadata"]["annotations"].get("maestro-plan.dev/request-class") == name
+                                  and _selects(o["spec"]["selector"], labels) and o["spec"]["ports"][0]["targetPort"] == e.port for o in files.values())
+                    assert reached or f"replica {r.id} " in warnings, (r.id, name)
+    if warnings:
+        assert "Deployment warnings" in render_markdown(report_blocks(plan, inputs, summary_data(plan, inputs), False))
