@@ -377,7 +377,9 @@ def _dp_groups(members: list[Replica]) -> list[list[Replica]]:
     models"); rank r takes devices [r*TP, (r+1)*TP) of CUDA_VISIBLE_DEVICES
     (vllm/v1/engine/utils.py get_device_indices: `range(local_dp_rank * world_size,
     (local_dp_rank + 1) * world_size)`, applied by CoreEngineProcManager / DPEngineCoreProc before
-    the workers start; the per-rank slicing was removed only in v0.24.0, vLLM PR #45026)."""
+    the workers start; the per-rank slicing was removed only in v0.24.0, vLLM PR #45026). Two DP
+    servers in one pod do not collide: with data_parallel_size > 1, ParallelConfig.__post_init__
+    (vllm/config/parallel.py) takes the DP master port from `get_open_ports_list(5)`, not a fixed one."""
     groups: dict[tuple, list[Replica]] = defaultdict(list)
     order: list[tuple] = []
     for m in members:
