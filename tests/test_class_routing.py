@@ -92,7 +92,8 @@ def test_class_services_and_pools_select_exactly_the_class_replicas(melange) -> 
     for name in A100_ONLY:
         (pool,) = [p for p in pools.values() if class_label_key(name) in p["spec"]["selector"]["matchLabels"]]
         assert _selected(pods, pool["spec"]["selector"]["matchLabels"]) == reps[name]
-    assert len(pools) == 1 + len(A100_ONLY)
+    slot_pools = [p for p in pools if re.fullmatch(r"pool-llama-2-7b-s\d+", p)]  # second engines of the model in a pod (emit/common.py engine_slots)
+    assert len(pools) == 1 + len(A100_ONLY) + len(slot_pools)
 
 
 def test_gateway_objects_validate_and_references_resolve(melange) -> None:
@@ -216,7 +217,7 @@ def test_litellm_sends_a_class_only_to_its_replicas_and_falls_back(melange, down
             for _ in range(5):
                 served_by = router.completion(model=model, messages=[{"role": "user", "content": "hi"}]).choices[0].message.content
                 if down or name == "llama-2-7b":
-                    assert served_by == "vllm-llama-2-7b-c1"
+                    assert re.fullmatch(r"vllm-llama-2-7b-c1(-s\d+)?", served_by)  # the model's Service, or one of an engine slot
                 else:
                     assert _selected(pods, selector[served_by]) == reps[name]
     finally:
@@ -286,7 +287,8 @@ def test_no_split_no_new_objects(melange) -> None:
     assert not any(split.split.values()) and not any(split.aliased.values())
     assert "class.maestro-plan.dev" not in json.dumps(build_k8s(flat, inputs)) + json.dumps(build_gateway(flat, inputs))
     assert "class_routing" not in json.dumps(build_routing(flat, inputs))
-    assert len([o for o in build_gateway(flat, inputs)["c1"].values() if o["kind"] == "InferencePool"]) == 1
+    pools = [o["metadata"]["name"] for o in build_gateway(flat, inputs)["c1"].values() if o["kind"] == "InferencePool"]
+    assert [p for p in pools if not re.fullmatch(r"pool-llama-2-7b-s\d+", p)] == ["pool-llama-2-7b"]  # besides engine-slot pools
     assert all("@" not in d["model_name"] for d in build_litellm(flat, inputs)["model_list"])
 
 

@@ -171,9 +171,12 @@ def test_placement_and_gpu_requests(objects) -> None:
     # the two identical exclusive 8B replicas on h100-a-000 are one Deployment with 2 pods of 1 GPU
     dep = objects["us-east"]["deployment-vllm-llama-3-1-8b-h100-a-000.yaml"]
     assert dep["spec"]["replicas"] == 2 and dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    # the count pool's node l4-c-000 holds two planned replicas: one pod with both, on 2 GPUs
-    packed = objects["eu-west"]["deployment-vllm-shared-l4-c-000.yaml"]
+    # the count pool's node l4-c-000 holds two identical planned replicas: one pod with both, on 2
+    # GPUs, as ONE vLLM server with two data-parallel ranks behind the model's port (common.py _dp_groups)
+    (packed,) = [o for n, o in objects["eu-west"].items() if n.startswith("deployment-") and n.endswith("-l4-c-000.yaml")]
     assert packed["spec"]["replicas"] == 1 and packed["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    args = packed["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--data-parallel-size") + 1] == "2" and args.count("--port") == 1
 
 
 def test_hf_token_is_required_for_gated_models(objects) -> None:

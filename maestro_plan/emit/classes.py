@@ -25,7 +25,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from maestro_plan.emit.common import LABEL_PREFIX, dns_label, short_hash
+from maestro_plan.emit.common import LABEL_PREFIX, dns_label, engine_slot, plan_ports, plan_workloads, short_hash
+from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
 
 CLASS_HEADER = "x-maestro-class"
@@ -134,3 +135,28 @@ def workload_class_labels(split: ClassSplit, cluster: str, replica_ids: list[str
         for name in sorted(set.intersection(*served) & split.split.get((m, cluster), set())):
             labels[class_label_key(name)] = "serving"
     return labels
+
+
+def slot_class_warnings(plan: Plan, inputs: Inputs) -> list[str]:
+    """Engines the plan routes a split request class to that the class's Service and pool cannot
+    reach, named in the report so the gap is never silent: an engine in a pod not labelled for the
+    class (another replica of the model in the pod does not serve it: `workload_class_labels`), or a
+    second, differently configured engine of the model in a pod (engine slot k >= 1 on port + k*1000,
+    common.py engine_slots), which the class objects (slot 0 only) do not target. Both still serve
+    the model's traffic (its Service, or the slot's)."""
+    split = class_split(plan)
+    if not split.split:
+        return []
+    ports = plan_ports(plan)
+    out = []
+    for w in plan_workloads(plan, inputs):
+        labelled = workload_class_labels(split, w.cluster, w.replica_ids)
+        for e in w.engines:
+            k = engine_slot(e, ports) if not e.standby_model else 0
+            for r in e.replicas if not e.standby_model else []:
+                for name in sorted(split.serves.get(r.id, set()) & split.split.get((e.model, w.cluster), set())):
+                    if k or class_label_key(name) not in labelled:
+                        why = f"engine slot {k} of its pod (port +{k}000)" if k else "its pod also runs replicas of the model outside the class"
+                        out.append(f"WARNING: replica {r.id} ({e.model} in {w.cluster}) is planned for request class {name}, but the class's "
+                                   f"Service/InferencePool do not reach it ({why}): it serves the model's traffic only.")
+    return out

@@ -282,6 +282,17 @@ class Engine:
     port: int
     cuda_visible_devices: str | None = None  # set when several engines share a pod's GPUs
     standby_model: str | None = None  # a warm-standby engine (sleep mode) of this model on the slot `replica`
+    dp_replicas: list[Replica] = field(default_factory=list)  # >= 2: data-parallel ranks of one server (rank order)
+
+    @property
+    def dp_size(self) -> int:
+        """Data-parallel ranks of this `vllm serve` (1: a plain engine); see `_dp_groups`."""
+        return max(1, len(self.dp_replicas))
+
+    @property
+    def replicas(self) -> list[Replica]:
+        """The planned replicas this engine process realises (its DP ranks, or its one replica)."""
+        return self.dp_replicas or [self.replica]
 
     @property
     def model(self) -> str:
@@ -353,21 +364,55 @@ def _gpu_components(reps: list[Replica]) -> list[list[Replica]]:
     return [sorted(m, key=lambda r: r.id) for m in comps.values()]
 
 
+def _dp_groups(members: list[Replica]) -> list[list[Replica]]:
+    """Members of one pod that one `vllm serve --data-parallel-size N` realises: plain replicas
+    (no swap slot, one node) with the same engine configuration (`_config_key`: model, TP, memory
+    flags, KV bytes, max_num_seqs, max_model_len, ...) on pairwise disjoint GPUs, in id order (rank
+    order). Each other member is a group of one. A pod's port per model reaches only ONE process,
+    so N identical engines behind it must be one server whose API process balances over N ranks.
+
+    vLLM (pinned v0.21.0, data/vllm.yaml) runs each DP rank as its own EngineCore process with TP
+    workers and balances requests over the ranks inside the one API server ("internal load
+    balancing", docs/serving/data_parallel_deployment.md: "This will work with both dense and MoE
+    models"); rank r takes devices [r*TP, (r+1)*TP) of CUDA_VISIBLE_DEVICES
+    (vllm/v1/engine/utils.py get_device_indices: `range(local_dp_rank * world_size,
+    (local_dp_rank + 1) * world_size)`, applied by CoreEngineProcManager / DPEngineCoreProc before
+    the workers start; the per-rank slicing was removed only in v0.24.0, vLLM PR #45026). Two DP
+    servers in one pod do not collide: with data_parallel_size > 1, ParallelConfig.__post_init__
+    (vllm/config/parallel.py) takes the DP master port from `get_open_ports_list(5)`, not a fixed one."""
+    groups: dict[tuple, list[Replica]] = defaultdict(list)
+    order: list[tuple] = []
+    for m in members:
+        key = ("solo", m.id) if m.swap_models else _config_key(m)
+        if key not in groups:
+            order.append(key)
+        g = groups[key]
+        if g and any(set(m.gpu_indices) & set(o.gpu_indices) for o in g):  # ranks need GPUs of their own
+            key = ("solo", m.id)
+            order.append(key)
+            g = groups[key]
+        g.append(m)
+    return [groups[k] for k in order]
+
+
 def _pod_engines(members: list[Replica], ports: dict[str, int]) -> tuple[list[Engine], int]:
     """Engines of one pod holding `members` (the union of their GPUs): each pinned with
-    CUDA_VISIBLE_DEVICES to its GPUs of the pod; a swap slot becomes one sleeping engine per model."""
+    CUDA_VISIBLE_DEVICES to its GPUs of the pod; identical replicas of a model become one
+    data-parallel server (`_dp_groups`); a swap slot becomes one sleeping engine per model. Two
+    engines of one model that still differ take the model port + k*PORT_SPAN (slot k = 1, 2, ...), and the Services/pools/routers give each slot its own object."""
     gpus = sorted({g for m in members for g in m.gpu_indices})
     pos = {g: i for i, g in enumerate(gpus)}
     engines: list[Engine] = []
     used_ports: set[int] = set()
-    for m in members:
-        cvd = ",".join(str(pos[g]) for g in sorted(m.gpu_indices))
+    for group in _dp_groups(members):
+        m = group[0]
+        cvd = ",".join(str(pos[g]) for r in group for g in sorted(r.gpu_indices))
         for model in m.swap_models or [None]:
             port = ports[model or m.model]
             while port in used_ports:  # the same model twice in one pod: next free port
                 port += PORT_SPAN
             used_ports.add(port)
-            engines.append(Engine(m, port, cvd, standby_model=model))
+            engines.append(Engine(m, port, cvd, standby_model=model, dp_replicas=list(group) if len(group) > 1 else []))
     return engines, len(gpus)
 
 
@@ -428,6 +473,48 @@ def group_replicas(plan: Plan, count_nodes: Iterable[str] = ()) -> list[Workload
         taken[base] += 1
         w.name = base if taken[base] == 1 else f"{base}-{taken[base]}"
     return workloads
+
+
+def slot_label_key(model: str, k: int) -> str:
+    """Pod label `slot<k>.model.maestro-plan.dev/<model-id>: serving` of a pod whose model engine in
+    slot k >= 1 listens on the model port + k*PORT_SPAN (`_pod_engines`); the slot's Service and
+    InferencePool select on it, so they only reach pods that listen on that port."""
+    return f"slot{k}.{MODEL_LABEL_PREFIX}/{label_value(model)}"
+
+
+def slot_name(base: str, k: int) -> str:
+    """Name of slot k's object next to the model's `base` object (Service, InferencePool): base-s<k>."""
+    return base if k == 0 else dns_label(base, f"s{k}")
+
+
+def engine_slot(e: Engine, ports: dict[str, int]) -> int:
+    """Slot of a serving engine: 0 on its model's port, k on port + k*PORT_SPAN."""
+    return (e.port - ports[e.model]) // PORT_SPAN
+
+
+def plan_workloads(plan: Plan, inputs: Inputs) -> list[Workload]:
+    """group_replicas with the inventory's `count` pool nodes (what every emitter deploys)."""
+    from maestro_plan.emit.placement import count_pool_nodes
+
+    return group_replicas(plan, count_pool_nodes(inputs))
+
+
+def engine_slots(plan: Plan, inputs: Inputs) -> dict[tuple[str, str], dict[int, list[Replica]]]:
+    """(cluster, model) -> slot k -> the planned replicas behind the serving engines of that slot
+    (slot 0: the model's port, every other replica of the model in the cluster). Only models with
+    a slot k >= 1 somewhere are listed: their Services, pools and router entries split per slot."""
+    ports = plan_ports(plan)
+    extra: dict[tuple[str, str], dict[int, list[Replica]]] = defaultdict(lambda: defaultdict(list))
+    for w in plan_workloads(plan, inputs):
+        for e in w.engines:
+            if not e.standby_model and engine_slot(e, ports) > 0:
+                extra[(w.cluster, e.model)][engine_slot(e, ports)] += e.replicas
+    out: dict[tuple[str, str], dict[int, list[Replica]]] = {}
+    for (c, m), slots in sorted(extra.items()):
+        taken = {r.id for reps in slots.values() for r in reps}
+        base = [r for r in plan.replicas if r.cluster == c and r.model == m and not r.swap_models and r.id not in taken]
+        out[(c, m)] = {k: sorted(v, key=lambda r: r.id) for k, v in sorted({0: base, **slots}.items())}
+    return out
 
 
 # --------------------------------------------------------------------------------------------

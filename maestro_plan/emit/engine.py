@@ -74,7 +74,7 @@ def _max_model_len(r: Replica, spec: ModelSpec, standby: bool) -> int:
     return min(r.max_model_len, own)
 
 
-def engine_args(r: Replica, inputs: Inputs, port: int, *, model: str | None = None) -> list[str]:
+def engine_args(r: Replica, inputs: Inputs, port: int, *, model: str | None = None, dp: int = 1) -> list[str]:
     """The `vllm serve` arguments that realise one planned replica (model as positional argument:
     `--model` with `vllm serve` is deprecated and logs a warning since v0.11). With `model` set, the
     engine is a warm standby of that model on the swap slot `r`: started with --enable-sleep-mode,
@@ -86,6 +86,8 @@ def engine_args(r: Replica, inputs: Inputs, port: int, *, model: str | None = No
     args = [spec.hf_repo, "--served-model-name", name, "--port", str(port), "--tensor-parallel-size", str(r.tp)]
     if standby:
         args += ["--host", "127.0.0.1"]  # reached through the wake proxy of its pod only
+    if dp > 1:  # identical replicas of one pod as DP ranks of one server (common.py _dp_groups)
+        args += ["--data-parallel-size", str(dp)]
     if r.worker_nodes:
         args += ["--pipeline-parallel-size", str(1 + len(r.worker_nodes)), "--distributed-executor-backend", "ray"]
     # Co-located engines (solve/problem.py) run with their memory share of the GPU: the bytes they
@@ -111,7 +113,7 @@ def engine_args(r: Replica, inputs: Inputs, port: int, *, model: str | None = No
 
 
 def pod_engine_args(e: Engine, inputs: Inputs) -> list[str]:
-    return engine_args(e.replica, inputs, e.listen_port, model=e.standby_model)
+    return engine_args(e.replica, inputs, e.listen_port, model=e.standby_model, dp=e.dp_size)
 
 
 def _py(code: str) -> str:
@@ -136,7 +138,7 @@ def supervisor_script(inputs: Inputs, engines: list[Engine]) -> str:
     lines = ["set -uo pipefail", "pids=()"]
     for e in sorted(engines, key=lambda e: (e.standby_model is None, e.replica.id, e.model)):
         argv = " ".join(shlex.quote(a) for a in ["vllm", "serve", *pod_engine_args(e, inputs)])
-        lines.append(f"# replica {e.replica.id}" + (f", standby engine of {e.standby_model}" if e.standby_model else ""))
+        lines.append(f"# replica {', '.join(r.id for r in e.replicas)}" + (f", standby engine of {e.standby_model}" if e.standby_model else ""))
         env = f"CUDA_VISIBLE_DEVICES={shlex.quote(e.cuda_visible_devices)} " if e.cuda_visible_devices else ""
         if e.standby_model:
             env += f"{DEV_MODE_ENV}=1 "

@@ -36,20 +36,24 @@ from maestro_plan.emit.common import (
     LABEL_PREFIX,
     NAMESPACE,
     OBJECTIVE_PRIORITY,
+    PORT_SPAN,
     dns_label,
+    engine_slots,
     header_lines,
     kustomization,
     label_value,
     model_label_key,
     plan_ports,
     pool_name,
+    slot_label_key,
+    slot_name,
     standby_service_name,
     to_yaml,
     write,
 )
 from maestro_plan.emit.routing import class_objective_name, objective_name
 from maestro_plan.load.schema import Inputs
-from maestro_plan.plan.schema import Plan
+from maestro_plan.plan.schema import Plan, Replica
 
 POOL_API = "inference.networking.k8s.io/v1"
 OBJECTIVE_API = "llm-d.ai/v1alpha2"
@@ -253,6 +257,32 @@ def class_route(plan: Plan, model: str, request_class: str) -> dict[str, Any]:
     return route
 
 
+def _slot_files(plan: Plan, model: str, port: int, slots: dict[int, list[Replica]], route: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per engine slot k >= 1 of the model in this cluster (a pod running a second, differently
+    configured engine of the model on port + k*PORT_SPAN: common.py _pod_engines) an InferencePool
+    `pool-<model>-s<k>` selecting only the pods labelled for slot k (each listens on that port) with
+    its own EPP; the model's HTTPRoute then splits its traffic over the pools by weight, in
+    proportion to the planned capacity behind each (gateway-api apis/v1/httproute_types.go
+    BackendRef.Weight: the proportion of requests is "weight/(sum of all weights in this
+    BackendRefs list)")."""
+    files: dict[str, dict[str, Any]] = {}
+    cap = {k: sum(r.capacity_rps for r in reps) for k, reps in slots.items()}
+    total = sum(cap.values()) or 1.0
+    refs = []
+    for k in sorted(slots):
+        name = slot_name(pool_name(model), k)
+        refs.append({"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": name, "weight": max(1, round(1000 * cap[k] / total))})
+        if k == 0:
+            continue
+        pool = inference_pool(plan, model, port + k * PORT_SPAN, name)
+        pool["spec"]["selector"]["matchLabels"] = {slot_label_key(model, k): "serving"}
+        files[f"inferencepool-{name}.yaml"] = pool
+        files[f"deployment-{dns_label(name, 'epp')}.yaml"] = _epp_deployment(plan, model, name)
+        files[f"service-{dns_label(name, 'epp')}.yaml"] = _epp_service(plan, model, name)
+    route["spec"]["rules"][0]["backendRefs"] = refs
+    return files
+
+
 def _class_files(plan: Plan, model: str, cluster: str, port: int, split: ClassSplit, priorities: set[str]) -> dict[str, dict[str, Any]]:
     """Per aliased class of the model (classes.py): its pool (the pods labelled for it where it is split
     in this cluster, else the model's pods, so the header always resolves), EPP, objectives, route."""
@@ -302,6 +332,7 @@ def build_gateway(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, A
     ports = plan_ports(plan)
     classes = _priority_classes(plan, inputs)
     split = class_split(plan)
+    slots = engine_slots(plan, inputs)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for c in sorted({r.cluster for r in plan.replicas} | {s.cluster for s in plan.standby}):
         files: dict[str, dict[str, Any]] = {
@@ -316,6 +347,8 @@ def build_gateway(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, A
             for kind, obj in _epp_rbac(plan, m).items():
                 files[f"{kind}-{epp_name(m)}.yaml"] = obj
             route = http_route(plan, m, c)
+            if (c, m) in slots:
+                files |= _slot_files(plan, m, ports[m], slots[(c, m)], route)
             files[f"httproute-{route['metadata']['name']}.yaml"] = route
             for prio in sorted(classes.get(m, {"interactive"})):
                 files[f"inferenceobjective-{objective_name(m, prio)}.yaml"] = inference_objective(plan, m, prio)

@@ -54,19 +54,24 @@ from maestro_plan.emit.common import (
     HOST_MEMORY_SHARE,
     LABEL_PREFIX,
     NAMESPACE,
+    PORT_SPAN,
     SHM_SIZE,
     SHM_SIZE_MULTI_GPU,
     Workload,
     engine_defaults,
-    group_replicas,
+    engine_slot,
+    engine_slots,
     header_lines,
     kustomization,
     label_value,
     model_label_key,
     node_index,
     plan_ports,
+    plan_workloads,
     rnd,
     service_name,
+    slot_label_key,
+    slot_name,
     standby_service_name,
     to_yaml,
     write,
@@ -74,7 +79,6 @@ from maestro_plan.emit.common import (
 from maestro_plan.emit.engine import engine_args, pod_engine_args, supervisor_script
 from maestro_plan.emit.placement import (
     VENDOR_PRODUCT_LABEL,
-    count_pool_nodes,
     hostname_affinity,
     node_selector,
     planned_node_anti_affinity,
@@ -126,6 +130,10 @@ def _labels(plan: Plan, w: Workload) -> dict[str, str]:
     for m in w.models:
         active = any(e.model == m and not e.standby_model for e in w.engines)
         labels[model_label_key(m)] = "serving" if active else "standby"
+    ports = plan_ports(plan)
+    for e in w.engines:  # a second, differing engine of a model in the pod: its slot's label
+        if not e.standby_model and engine_slot(e, ports) > 0:
+            labels[slot_label_key(e.model, engine_slot(e, ports))] = "serving"
     labels.update(planned_node_label(w))
     labels.update(w.class_labels)
     return labels
@@ -146,8 +154,9 @@ def _annotations(plan: Plan, w: Workload) -> dict[str, str]:
                     "gpus": e.cuda_visible_devices,
                     "memory_fraction": rnd(e.replica.memory_fraction, 4),
                     "kv_cache_bytes_per_gpu": e.replica.kv_cache_bytes_per_gpu,
-                    "capacity_rps": rnd(e.replica.capacity_rps, 4),
-                    "load_rps": rnd(e.replica.load_rps, 4),
+                    "capacity_rps": rnd(sum(r.capacity_rps for r in e.replicas), 4),
+                    "load_rps": rnd(sum(r.load_rps for r in e.replicas), 4),
+                    **({"data_parallel_size": e.dp_size, "replicas": [r.id for r in e.replicas]} if e.dp_size > 1 else {}),
                 }
                 for e in w.engines
             ],
@@ -223,7 +232,8 @@ def _standby_bytes(plan: Plan, w: Workload) -> int:
 def _container(plan: Plan, inputs: Inputs, w: Workload, gpu: GpuType) -> dict[str, Any]:
     eng = engine_defaults()
     res_name = VENDOR_RESOURCE.get(gpu.vendor, "nvidia.com/gpu")
-    cpu = sum(ENGINE_CPU_BASE + e.replica.tp for e in w.engines)
+    # a DP server: one API server, and per rank one EngineCore plus TP workers (common.py _dp_groups)
+    cpu = sum(ENGINE_CPU_BASE + e.replica.tp + (e.dp_size - 1) * (ENGINE_CPU_BASE - 1 + e.replica.tp) for e in w.engines)
     c: dict[str, Any] = {"name": "vllm", "image": eng.image, "imagePullPolicy": "IfNotPresent"}
     if len(w.engines) == 1 and not w.has_standby:
         c["command"] = ["vllm", "serve"]
@@ -425,6 +435,21 @@ def service(plan: Plan, inputs: Inputs, cluster: str, model: str, port: int, rep
     }
 
 
+def slot_services(plan: Plan, inputs: Inputs, cluster: str, model: str, port: int, slots: dict[int, list[Replica]]) -> list[dict[str, Any]]:
+    """The model's Service (slot 0), and per slot k >= 1 (a pod running a second, differently
+    configured engine of the model: common.py _pod_engines) a Service `<service>-s<k>` that selects
+    the pods labelled for slot k and targets port + k*PORT_SPAN, which exactly those pods listen on."""
+    out = []
+    for k, reps in sorted(slots.items()):
+        svc = service(plan, inputs, cluster, model, port + k * PORT_SPAN, reps, [])
+        if k:
+            svc["metadata"]["name"] = slot_name(service_name(model, cluster), k)
+            svc["metadata"]["annotations"][f"{LABEL_PREFIX}/engine-slot"] = str(k)
+            svc["spec"]["selector"] = {slot_label_key(model, k): "serving"}
+        out.append(svc)
+    return out
+
+
 def class_service(plan: Plan, inputs: Inputs, cluster: str, model: str, port: int, request_class: str, split: ClassSplit) -> dict[str, Any]:
     """The Service of a split request class in a cluster (classes.py): the model's pods that serve the class."""
     reps = sorted((r for r in plan.replicas if r.cluster == cluster and r.model == model and request_class in split.serves.get(r.id, set())), key=lambda r: r.id)
@@ -442,11 +467,12 @@ def build_k8s(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, Any]]
     col = Collector()
     check_shell_safe_names(plan, col, "plan.json")
     col.raise_if_any()
-    workloads = group_replicas(plan, count_pool_nodes(inputs))
+    workloads = plan_workloads(plan, inputs)
     split = class_split(plan)
     for w in workloads:
         w.class_labels = workload_class_labels(split, w.cluster, w.replica_ids)
     ports = plan_ports(plan)
+    slots = engine_slots(plan, inputs)
     clusters = sorted({r.cluster for r in plan.replicas} | {s.cluster for s in plan.standby})
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for c in clusters:
@@ -468,8 +494,8 @@ def build_k8s(plan: Plan, inputs: Inputs) -> dict[str, dict[str, dict[str, Any]]
         standby = _standby_by_model(plan, c)
         for m in sorted({r.model for r in plan.replicas if r.cluster == c and not r.swap_models}):
             reps = sorted((r for r in plan.replicas if r.cluster == c and r.model == m and not r.swap_models), key=lambda r: r.id)
-            svc = service(plan, inputs, c, m, ports[m], reps, [])
-            files[f"service-{svc['metadata']['name']}.yaml"] = svc
+            for svc in slot_services(plan, inputs, c, m, ports[m], slots.get((c, m), {0: reps})):
+                files[f"service-{svc['metadata']['name']}.yaml"] = svc
             for name in sorted(split.split.get((m, c), set())):
                 svc = class_service(plan, inputs, c, m, ports[m], name, split)
                 files[f"service-{svc['metadata']['name']}.yaml"] = svc

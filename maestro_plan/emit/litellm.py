@@ -43,15 +43,18 @@ from maestro_plan.emit.common import (
     LITELLM_PRIORITY,
     NAMESPACE,
     endpoint_url,
+    engine_slots,
     external_url,
     header_lines,
     rnd,
+    service_name,
+    slot_name,
     to_yaml,
     write,
 )
 from maestro_plan.emit.routing import build_routing
 from maestro_plan.load.schema import Inputs
-from maestro_plan.plan.schema import Plan
+from maestro_plan.plan.schema import Plan, Replica
 
 ALLOWED_FAILS = 1
 """Failures per minute a deployment may have before LiteLLM cools it down: one transient error is
@@ -71,14 +74,21 @@ def home_clusters(inputs: Inputs, source: str | None) -> set[str]:
     return {c.name for c in inputs.inventory.clusters if region is not None and c.region == region}
 
 
-def _api_base(inputs: Inputs, model: str, cluster: str, home: set[str], standby: bool, missing: set[str], request_class: str = "") -> str:
-    """The model's (or, with request_class, the split class's) address in a cluster."""
+def _in_cluster(inputs: Inputs, model: str, cluster: str, home: set[str]) -> bool:
+    """Whether a router reaches the model in the cluster by its Services (else through the Gateway)."""
+    return cluster in home or external_url(inputs, model, cluster) is None
+
+
+def _api_base(inputs: Inputs, model: str, cluster: str, home: set[str], standby: bool, missing: set[str], request_class: str = "", slot: int = 0) -> str:
+    """The model's (or, with request_class, the split class's; with slot, its engine slot's) address in a cluster."""
     ext = external_url(inputs, model, cluster)
     if cluster in home or ext is None:
         if cluster not in home:
             missing.add(cluster)
         if request_class:
             return f"http://{class_service_name(model, cluster, request_class)}.{NAMESPACE}.svc.cluster.local:{BASE_PORT}/v1"
+        if slot:
+            return f"http://{slot_name(service_name(model, cluster), slot)}.{NAMESPACE}.svc.cluster.local:{BASE_PORT}/v1"
         return endpoint_url(model, cluster, BASE_PORT, standby=standby) + "/v1"
     return (ext + "-standby" if standby else ext) + "/v1"
 
@@ -120,8 +130,8 @@ def _group_tiers(entries: list[dict[str, Any]]) -> tuple[dict[tuple[str, str], f
 
 
 def _deployment(inputs: Inputs, group: str, model: str, cluster: str, kind: str, order: int | None, weight: int | None,
-                home: set[str], missing: set[str], info: dict[str, Any], request_class: str = "") -> dict[str, Any]:
-    params: dict[str, Any] = {"model": f"hosted_vllm/{model}", "api_base": _api_base(inputs, model, cluster, home, kind == "standby", missing, request_class)}
+                home: set[str], missing: set[str], info: dict[str, Any], request_class: str = "", slot: int = 0) -> dict[str, Any]:
+    params: dict[str, Any] = {"model": f"hosted_vllm/{model}", "api_base": _api_base(inputs, model, cluster, home, kind == "standby", missing, request_class, slot)}
     if request_class and cluster not in home and external_url(inputs, model, cluster) is not None:
         params["extra_headers"] = {CLASS_HEADER: request_class}
     if weight is not None:
@@ -129,7 +139,26 @@ def _deployment(inputs: Inputs, group: str, model: str, cluster: str, kind: str,
     if order is not None:
         params["order"] = order
     params["timeout"] = _timeout_s(inputs, model)
-    return {"model_name": group, "litellm_params": params, "model_info": {"id": f"{group}@{cluster}/{kind}", "cluster": cluster, "kind": kind, **info}}
+    ident = f"{group}@{cluster}/{kind}" + (f"/s{slot}" if slot else "")
+    return {"model_name": group, "litellm_params": params, "model_info": {"id": ident, "cluster": cluster, "kind": kind, **info}}
+
+
+def _by_slot(rates: dict[tuple[str, str], float], slots: dict[str, dict[int, list[Replica]]], by_replica: dict[str, float],
+             via_svc: set[str]) -> dict[tuple[str, str, int], float]:
+    """(cluster, kind) rates -> (cluster, kind, slot) rates: a cluster whose model runs engines on
+    several slots (common.py engine_slots) and is reached through its Services (`via_svc`) gets one
+    deployment per slot Service, with the cluster's rate split by `by_replica` (planned requests/s of
+    each replica, or its capacity) over the replicas behind each slot; others keep slot 0."""
+    out: dict[tuple[str, str, int], float] = {}
+    for (c, kind), v in rates.items():
+        if kind != "serving" or c not in slots or c not in via_svc:
+            out[(c, kind, 0)] = v
+            continue
+        part = {k: sum(by_replica.get(r.id, 0.0) for r in reps) for k, reps in slots[c].items()}
+        total = sum(part.values())
+        for k, p in part.items():
+            out[(c, kind, k)] = v * p / total if total > 0 else v / len(part)
+    return out
 
 
 def _class_rates(entries: list[dict[str, Any]], aliased: set[str]) -> dict[str, dict[tuple[str, str], float]]:
@@ -146,6 +175,22 @@ def _class_rates(entries: list[dict[str, Any]], aliased: set[str]) -> dict[str, 
     return {k: v for k, v in sorted(out.items()) if any(x > 0 for x in v.values())}
 
 
+def _replica_rates(entries: list[dict[str, Any]]) -> dict[str, float]:
+    """Replica id -> planned requests/s routed to it (routing.json replicas[].rate_rps)."""
+    out: dict[str, float] = defaultdict(float)
+    for e in entries:
+        for r in e["replicas"]:
+            out[r["replica"]] += r["rate_rps"]
+    return out
+
+
+def _slot_cap(cap: dict[tuple[str, str], float], mslots: dict[str, dict[int, list[Replica]]], model: str, cluster: str, slot: int) -> float:
+    """Planned capacity behind one deployment: the cluster's, or (split per slot) its slot's replicas'."""
+    if cluster not in mslots:
+        return cap[(model, cluster)]
+    return sum(r.capacity_rps for r in mslots[cluster].get(slot, []))
+
+
 def build_litellm(plan: Plan, inputs: Inputs, source: str | None = None) -> dict[str, Any]:
     """The LiteLLM config for all sources (source=None) or for one source."""
     table = build_routing(plan, inputs)
@@ -159,6 +204,8 @@ def build_litellm(plan: Plan, inputs: Inputs, source: str | None = None) -> dict
         cap[(r.model, r.cluster)] += r.capacity_rps
         lens[r.model] = min(lens.get(r.model, r.max_model_len), r.max_model_len)
     home = home_clusters(inputs, source)
+    slots = engine_slots(plan, inputs)
+    capacity = {r.id: r.capacity_rps for r in plan.replicas}
     split = class_split(plan)
     missing: set[str] = set()
     model_list: list[dict[str, Any]] = []
@@ -168,14 +215,18 @@ def build_litellm(plan: Plan, inputs: Inputs, source: str | None = None) -> dict
         if not planned and not failover:
             continue
         base_info = {"max_input_tokens": lens.get(m, inputs.models[m].architecture.max_position_embeddings)}
-        weights = _weights(dict(planned))
-        for (c, kind), w in sorted(weights.items()):
-            info = {**base_info, "planned_rps": rnd(planned[(c, kind)]), "planned_capacity_rps": rnd(cap[(m, c)]) if kind == "serving" else 0.0}
-            model_list.append(_deployment(inputs, m, m, c, kind, 1, w, home, missing, info))
-        spare = _weights(failover)  # among the failover tier, by spare capacity
-        for c in sorted(failover):
-            info = {**base_info, "planned_rps": 0.0, "planned_capacity_rps": rnd(cap[(m, c)]), "spare_rps": rnd(failover[c])}
-            model_list.append(_deployment(inputs, m, m, c, "serving", 2, spare[c], home, missing, info))
+        mslots = {c: v for (c, mm), v in slots.items() if mm == m}
+        via_svc = {c for c in mslots if _in_cluster(inputs, m, c, home)}
+        rates = _by_slot(dict(planned), mslots, _replica_rates(by_model[m]), via_svc)
+        for (c, kind, k), w in sorted(_weights(rates).items()):
+            info = {**base_info, "planned_rps": rnd(rates[(c, kind, k)]),
+                    "planned_capacity_rps": rnd(_slot_cap(cap, mslots, m, c, k)) if kind == "serving" else 0.0}
+            model_list.append(_deployment(inputs, m, m, c, kind, 1, w, home, missing, info, slot=k))
+        spare_rates = _by_slot({(c, "serving"): v for c, v in failover.items()}, mslots, capacity, via_svc)
+        spare = _weights(spare_rates)  # among the failover tier, by spare capacity
+        for (c, _kind, k) in sorted(spare_rates):
+            info = {**base_info, "planned_rps": 0.0, "planned_capacity_rps": rnd(_slot_cap(cap, mslots, m, c, k)), "spare_rps": rnd(spare_rates[(c, "serving", k)])}
+            model_list.append(_deployment(inputs, m, m, c, "serving", 2, spare[(c, "serving", k)], home, missing, info, slot=k))
         if standby:
             group = f"{m}-standby"
             for c in sorted(standby):

@@ -21,6 +21,7 @@ from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
 
+from maestro_plan.emit.classes import slot_class_warnings
 from maestro_plan.emit.common import engine_defaults, node_index, rnd, standby_ref, write
 from maestro_plan.load.schema import Inputs
 from maestro_plan.plan.schema import Plan
@@ -506,6 +507,10 @@ def report_blocks(plan: Plan, inputs: Inputs, s: dict[str, Any], memory_cut: boo
         blocks.append(("h2", "Warm standby"))
         blocks.append(("table", ["model", "cluster", "node", "host DRAM", "cold start", "reason"],
                        [[x.model, x.cluster, x.node, _gib(x.host_dram_bytes), f"{x.cold_start_ms:,.0f} ms", x.reason] for x in sorted(plan.standby, key=standby_ref)]))
+    warnings = slot_class_warnings(plan, inputs)
+    if warnings:
+        blocks.append(("h2", "Deployment warnings"))
+        blocks.append(("ul", warnings))
     if s["notes"]:
         blocks.append(("h2", "Notes"))
         blocks.append(("ul", list(s["notes"])))
