@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def pin_cores(cores: int) -> list[int]:
@@ -13,3 +14,13 @@ def pin_cores(cores: int) -> list[int]:
         os.sched_setaffinity(0, avail[:cores])
         return sorted(os.sched_getaffinity(0))
     return []
+
+
+def write_results(results: Path, files: dict[str, str]) -> None:
+    """Write each named text into `results` through a temporary file and a rename (a reader never
+    sees a half-written result)."""
+    results.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        tmp = results / (name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(results / name)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks._common import pin_cores
+from benchmarks._common import pin_cores, write_results
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -146,11 +146,7 @@ def markdown(summary: list[dict], meta: dict) -> str:
 
 def write(rows: list[dict], meta: dict) -> None:
     summary = summarize(rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    for name, text in (("binpack.json", json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2, sort_keys=True) + "\n"), ("binpack.md", markdown(summary, meta))):
-        tmp = RESULTS / (name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(RESULTS / name)
+    write_results(RESULTS, {"binpack.json": json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2, sort_keys=True) + "\n", "binpack.md": markdown(summary, meta)})
 
 
 def main(argv: list[str] | None = None) -> int:

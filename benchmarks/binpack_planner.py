@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks._common import pin_cores
+from benchmarks._common import pin_cores, write_results
 from benchmarks.binpack_bench import FILES, NOT_LISTED_OPT, SHARED, read_file
 
 HERE = Path(__file__).resolve().parent
@@ -133,11 +133,7 @@ def markdown(summary: list[dict], meta: dict) -> str:
 
 def write(rows: list[dict], meta: dict) -> None:
     summary = summarize(rows)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    for name, text in (("binpack_planner.json", json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2, sort_keys=True) + "\n"), ("binpack_planner.md", markdown(summary, meta))):
-        tmp = RESULTS / (name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(RESULTS / name)
+    write_results(RESULTS, {"binpack_planner.json": json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=2, sort_keys=True) + "\n", "binpack_planner.md": markdown(summary, meta)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +197,37 @@ def schedule(pods: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> dict[in
         return False
 
     return dict(placed) if go(0) else None
+
+
+class FakeOpenAI:
+    """An OpenAI-compatible /v1/chat/completions backend standing for one address (a Service, a
+    cluster, a Gateway): it answers with its name, counts what it serves and, with `header`,
+    records that request header's value of every request (None where absent)."""
+
+    def __init__(self, name: str, header: str | None = None) -> None:
+        self.name, self.served, self.seen = name, 0, []
+        fake = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                fake.served += 1
+                if header is not None:
+                    fake.seen.append(self.headers.get(header))
+                data = json.dumps({
+                    "id": "cmpl-1", "object": "chat.completion", "created": 1, "model": body.get("model", "m"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": fake.name}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/v1"

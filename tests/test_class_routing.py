@@ -12,12 +12,10 @@ import json
 import os
 import re
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import kubernetes_validate
 import pytest
-from emit_testlib import CRD_FILES, KUBERNETES_VERSION, validate_custom
+from emit_testlib import CRD_FILES, KUBERNETES_VERSION, FakeOpenAI, validate_custom
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -156,35 +154,6 @@ def test_class_slug_is_a_dns_label_and_keeps_classes_apart(name: str) -> None:
     assert class_slug(name + "x") != slug and _label_ok(class_label_key(name), "serving")
 
 
-class Backend:
-    """An OpenAI-compatible backend standing for one address (a Service, or a cluster's Gateway); it
-    records the class header of every request it serves."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.seen = name, []
-        fake = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                fake.seen.append(self.headers.get(CLASS_HEADER))
-                data = json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
-                                   "choices": [{"index": 0, "message": {"role": "assistant", "content": fake.name}, "finish_reason": "stop"}],
-                                   "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-
 def _dead() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -202,7 +171,7 @@ def test_litellm_sends_a_class_only_to_its_replicas_and_falls_back(melange, down
     plan, inputs = melange
     cfg = build_litellm(plan, inputs, "users")
     services = {_host(d["litellm_params"]["api_base"]) for d in cfg["model_list"]}
-    fakes = {s: Backend(s) for s in services}
+    fakes = {s: FakeOpenAI(s, CLASS_HEADER) for s in services}
     dead = _dead()
     for d in cfg["model_list"]:
         s = _host(d["litellm_params"]["api_base"])
@@ -248,7 +217,7 @@ def test_through_the_gateway_the_header_picks_the_class_pool(melange) -> None:
     c1 = inputs.inventory.clusters[0].model_copy(update={"external_base_url": BASE})
     inputs = inputs.model_copy(update={"inventory": inputs.inventory.model_copy(update={"clusters": [c1]})})
     cfg = build_litellm(plan, inputs)
-    gateway = Backend("gateway")
+    gateway = FakeOpenAI("gateway", CLASS_HEADER)
     for d in cfg["model_list"]:
         assert d["litellm_params"]["api_base"] == f"{BASE}/models/llama-2-7b/v1"
         d["litellm_params"].update(api_base=gateway.base, api_key="none")

@@ -4,17 +4,14 @@ the others (local fake OpenAI-compatible backends on 127.0.0.1)."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import threading
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
-from emit_testlib import fixture_inputs, fixture_plan
+from emit_testlib import FakeOpenAI, fixture_inputs, fixture_plan
 
 from maestro_plan.emit.litellm import build_litellm, emit_litellm
 from maestro_plan.emit.routing import build_routing
@@ -101,36 +98,6 @@ def test_router_picks_by_weight(written: Path) -> None:
         picks[d["model_info"]["cluster"]] += 1
     # planned: 0.7 rps to eu-west, 0.3 rps to us-east
     assert picks["eu-west"] / 2000 == pytest.approx(0.7, abs=0.05)
-
-
-class FakeOpenAI:
-    """An OpenAI-compatible /v1/chat/completions backend that counts the requests it serves."""
-
-    def __init__(self, cluster: str) -> None:
-        self.cluster, self.served = cluster, 0
-        fake = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                fake.served += 1
-                data = json.dumps({
-                    "id": "cmpl-1", "object": "chat.completion", "created": 1, "model": body.get("model", "m"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": fake.cluster}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *a) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
 
 def _dead_base() -> str:
