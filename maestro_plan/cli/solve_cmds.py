@@ -200,7 +200,7 @@ def register(app: typer.Typer) -> None:
             from maestro_plan.solve.dump import check_path
 
             check_path(dump_model)  # a name without a known format fails before the solve
-        from maestro_plan.deadline import command_start
+        from maestro_plan.deadline import Deadline, active, command_start
 
         started = command_start()
         hold = deadline if deadline is not None else time_limit is not None  # a deadline is what the user asks for
@@ -226,7 +226,6 @@ def register(app: typer.Typer) -> None:
         )
         show = not json_out
         from maestro_plan.cli.progress import SolveProgress
-        from maestro_plan.deadline import Deadline, active
         from maestro_plan.solve.budget import BUDGET
 
         # the whole command's deadline, counted from the process's start (maestro_plan/deadline.py)

@@ -158,7 +158,7 @@ def pools_of(inputs: Inputs) -> list[Pool]:
                     node_names=tuple(p.node_names),
                     price_per_gpu_hour=float(price),
                     host_dram_bytes=int(p.host_dram_gib * GIB),
-                    usable_bytes=int(hbm_bytes(gpu) * float(engine_for(None, gpu, VLLM).gpu_memory_utilization)),  # the GPU type's reserves
+                    usable_bytes=usable_hbm_bytes(gpu),
                 )
             )
     return out
@@ -199,6 +199,12 @@ def demand_rows(dm, settings: SolveSettings) -> list[DemandRow]:
             key = f"{d.source}/{d.model}" + (f"/{name}" if len(parts) > 1 else "")
             rows.append(DemandRow(len(rows), key, d.source, d.model, float(rate), prio, float(budget), mix, roles, bool(shared), peak, pf, name))
     return rows
+
+
+def usable_hbm_bytes(gpu, engine=VLLM) -> int:
+    """Usable HBM per GPU, floor(HBM x the GPU type's gpu_memory_utilization): what co-located
+    engines of several models share (Pool.usable_bytes, shared candidates' sizes, place.py)."""
+    return int(hbm_bytes(gpu) * float(engine_for(None, gpu, engine).gpu_memory_utilization))
 
 
 def _is_pow2(n: int) -> bool:
@@ -275,12 +281,10 @@ class _Builder:
                             out.append(replace(c, index=len(out)))
         return out
 
-    def util_of(self, mid: str | None, gid: str) -> float:
+    def util_of(self, mid: str, gid: str) -> float:
         """gpu_memory_utilization for `mid` on GPU type `gid` (engine_for: the model's, then the GPU
-        type's reserves, then the engine default); `mid` None: the GPU type's, which bounds what
-        co-located engines of several models share."""
-        m = self.inputs.models[mid] if mid is not None else None
-        return float(engine_for(m, self.inputs.gpu_types[gid], self.engine).gpu_memory_utilization)
+        type's reserves, then the engine default)."""
+        return float(engine_for(self.inputs.models[mid], self.inputs.gpu_types[gid], self.engine).gpu_memory_utilization)
 
     def _candidate(self, index: int, key: str, mid: str, gid: str, tp: int, units: int, share: float, frac: float, mem, mem_bytes: int, usable: int = 0) -> Candidate:
         overhead = int(mem.activation_bytes_per_gpu) + int(mem.non_torch_bytes_per_gpu) + int(getattr(mem, "cuda_graph_bytes_per_gpu", 0))
@@ -300,7 +304,7 @@ class _Builder:
         MIN_SHARE_UNITS / UNITS_PER_GPU of U and below U (all of U is the whole-GPU candidate).
         One candidate per aggregate size (unique keys). Index 0: set by the caller."""
         m, gpu = self.inputs.models[mid], self.inputs.gpu_types[gid]
-        usable = int(hbm_bytes(gpu) * self.util_of(None, gid))  # the per-GPU budget co-located engines share (the GPU type's reserves)
+        usable = usable_hbm_bytes(gpu, self.engine)
         base = replica_memory(m, gpu, 1, kv_cache_bytes_per_gpu=0, engine=self.engine)
         fixed = int(base.weights_bytes_per_gpu) + int(base.activation_bytes_per_gpu) + int(base.non_torch_bytes_per_gpu) + int(getattr(base, "cuda_graph_bytes_per_gpu", 0))
         block = int(self.engine.block_size)

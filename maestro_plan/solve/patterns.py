@@ -71,9 +71,8 @@ GRID_CELLS = 20_000  # DP width: 20,001 x (cap+1) x chunks booleans stay < ~100 
 EPS = 1e-9  # reduced-cost tolerance (HiGHS' default dual feasibility tolerance is 1e-7; duals of ~1)
 CG_MAX_ROUNDS = 2_000  # iteration cap on column generation (count, not time: deterministic)
 DIVE_TRIES = 4  # look-ahead candidates per fractional dive step (count, deterministic)
-MIP_MAX_NODES = 2_000
+MIP_MAX_NODES = 2_000  # deterministic node limit of the integer master over generated patterns
 FULL_PATTERN_LIMIT = 50_000  # exact-fill patterns enumerated at most (t501: ~2,900 measured)
-EXACT_COVER_WORK = 5.0  # CP-SAT deterministic time for the exact cover (t501: ~1.6 units measured)  # deterministic node limit of the integer master over generated patterns
 
 
 @dataclass(frozen=True)
