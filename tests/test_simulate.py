@@ -128,6 +128,7 @@ def test_every_call_is_served_dropped_or_in_flight(models):
     assert w["arrived"] == w["completed"] + w["failed"] + w["unfinished"]
     assert w["completed"] == 0  # every query needs the unrouted model
     assert w["slo_attainment"] == 0.0
+    assert sim.fleet.notes == [f"no route for {b.id} from {chat.arrivals[0].source}: those calls are dropped (the plan sheds that demand)"]  # only the unrouted pair
 
 
 def test_kv_pressure_preempts_but_everything_finishes(models):

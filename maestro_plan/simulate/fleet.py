@@ -165,7 +165,7 @@ def build_fleet(plan: Plan, inputs: Inputs, *, plan_file: str | Path | None = No
             )
         )
     sources = {s.name for s in inputs.inventory.sources} | {a.source for w in inputs.workflows for a in w.arrivals}
-    grouped: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
+    grouped: dict[tuple[str, str, str], list[tuple[int, float, float]]] = {}  # (source, model, request class)
     for k, rt in enumerate(plan.routes):
         where = f"routes[{k}]"
         if rt.source not in sources:
@@ -214,6 +214,6 @@ def build_fleet(plan: Plan, inputs: Inputs, *, plan_file: str | Path | None = No
         routes[key] = RouteChoice([e for e, _, _ in items], cum, [lat for _, _, lat in items], shed)
     notes = []
     needed = {(a.source, r.model) for w in inputs.workflows for a in w.arrivals for r in w.roles}
-    for src, model in sorted(needed - set(routes)):
+    for src, model in sorted(needed - {key[:2] for key in routes}):  # a pair is routed when any of its classes is
         notes.append(f"no route for {model} from {src}: those calls are dropped (the plan sheds that demand)")
     return Fleet(engines, routes, notes)
